@@ -1,0 +1,90 @@
+"""`evalbench` command line: argv -> validated spec -> library call -> exit code.
+
+Exit codes: 0 success, 1 a gate failed (regression), 2 usage or data error, 130 interrupted.
+Each sub-command lives next to the code it drives and is listed here lazily as
+"module:function"; that function adds its parser to the sub-parser set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from evalbench import __version__
+from evalbench.errors import EvalbenchError
+
+log = logging.getLogger("evalbench")
+
+# name -> "module:function(subparsers)"; each module keeps heavy imports inside its handler.
+COMMANDS: dict[str, str] = {
+    "model": "evalbench.models.cli:add_command",
+    "serve": "evalbench.serve.cli:add_command",
+    "generate": "evalbench.generate.cli:add_command",
+    "cache": "evalbench.cache_cli:add_command",
+    "runs": "evalbench.store_cli:add_command",
+    "score": "evalbench.score.cli:add_command",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="evalbench",
+        description="Evaluate LLM checkpoints with error bars: AlpacaEval 2, MT-bench, OpenLLM, diversity.")
+    parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
+    parser.add_argument("--data-dir", help="local copy of benchmark files (default: $EVALBENCH_DATA_DIR, "
+                        "else the Hugging Face hub)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only; no progress bars")
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr (for CI)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, target in COMMANDS.items():
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func)(sub)
+    return parser
+
+
+def setup_logging(verbose: int, quiet: bool, as_json: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        from evalbench.progress import JsonLogFormatter
+
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
+    root = logging.getLogger("evalbench")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet, args.log_json)
+    from evalbench import progress
+
+    progress.configure(enabled=not (args.quiet or args.log_json))
+    try:
+        if args.data_dir:
+            from evalbench.data import set_data_dir
+
+            set_data_dir(args.data_dir)
+        code = args.func(args)
+    except EvalbenchError as exc:
+        print(f"evalbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("evalbench: interrupted; finished work is cached, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
