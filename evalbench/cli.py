@@ -21,7 +21,6 @@ log = logging.getLogger("evalbench")
 COMMANDS: dict[str, str] = {
     "model": "evalbench.models.cli:add_command",
     "serve": "evalbench.serve.cli:add_command",
-    "generate": "evalbench.generate.cli:add_command",
     "cache": "evalbench.cache_cli:add_command",
     "runs": "evalbench.store_cli:add_command",
     "score": "evalbench.score.cli:add_command",

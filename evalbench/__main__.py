@@ -1,0 +1,5 @@
+import sys
+
+from evalbench.cli import main
+
+sys.exit(main())

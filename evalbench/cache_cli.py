@@ -1,0 +1,31 @@
+"""`evalbench cache stats|path`: inspect the generation/judgment cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def default_cache_path() -> Path:
+    home = Path(os.environ.get("EVALBENCH_HOME", Path.home() / ".cache" / "evalbench"))
+    return home / "cache.sqlite"
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser("cache", help="inspect the generation and judgment cache")
+    parser.add_argument("action", choices=["stats", "path"])
+    parser.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.cache or default_cache_path()
+    if args.action == "path":
+        print(path)
+        return 0
+    from evalbench.cache import Cache
+
+    print(json.dumps(Cache(path).stats(), indent=2))
+    return 0

@@ -1,0 +1,259 @@
+"""Async OpenAI-compatible client (the `openai` SDK) behind a synchronous batch interface.
+
+Bounded concurrency; retries with exponential backoff and full jitter on 429 / 408 / 5xx /
+timeouts / connection errors, honouring `Retry-After`; per-request timeouts; chat and
+completions; `n`, `logprobs` / `top_logprobs`; vLLM `structured_outputs` (regex / choice / JSON
+schema) through `extra_body` (vLLM silently ignores the old `guided_*` keys, so we never send them).
+Transport failures that survive the retries abort the batch with `ServerError`; everything that
+finished before is already in the cache. A request the server rejects (4xx) becomes a failed
+`Generation` with the server's message, never a sentinel value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from evalbench.errors import EvalbenchError, ServerError
+from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, retry_after: float | None = None,
+                  rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry `attempt` (0-based): full jitter, or the server's Retry-After."""
+    if retry_after is not None and retry_after >= 0:
+        return min(retry_after, cap * 4)
+    return (rng or random).uniform(0, min(cap, base * (2 ** attempt)))
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class OpenAICompatibleBackend:
+    """Generation through any OpenAI-compatible endpoint (OpenAI, vLLM server, a stub).
+
+    `who` is the identity used in cache keys; a managed server passes the model's content
+    identity, an external endpoint its URL + model name. The API key is read from the named
+    environment variable when the backend is built and is never logged or written.
+    """
+
+    def __init__(self, base_url: str, model: str, *, who: dict[str, Any] | None = None,
+                 api_key_env: str | None = None, api_key: str | None = None, max_concurrency: int = 8,
+                 timeout_s: float = 120.0, max_retries: int = 6,
+                 liveness: Callable[[], None] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._who = who or {"engine": "openai-http", "base_url": self.base_url, "model": model}
+        if api_key is None and api_key_env:
+            api_key = os.environ.get(api_key_env)
+            if api_key is None and "api.openai.com" in self.base_url:
+                raise EvalbenchError(f"the API key variable {api_key_env} is not set")
+        self._api_key = api_key or "EMPTY"
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.liveness = liveness
+        self.calls = 0  # HTTP requests sent (retries included)
+        self._lock = threading.Lock()
+
+    @property
+    def who(self) -> dict[str, Any]:
+        return self._who
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAICompatibleBackend({self.base_url!r}, model={self.model!r})"
+
+    # -- sync facade --------------------------------------------------------------------------
+
+    def generate_uncached(self, requests: Sequence[GenRequest], *,
+                          on_result: Callable[[int, Generation], None] | None = None,
+                          desc: str | None = None) -> list[Generation]:
+        from evalbench.progress import track
+
+        with track(desc or f"generate [{self.model}]", total=len(requests)) as task:
+            def done(i: int, gen: Generation) -> None:
+                task.advance()
+                if on_result is not None:
+                    on_result(i, gen)
+
+            return _run_sync(self._generate_all(list(requests), done))
+
+    # -- async core ---------------------------------------------------------------------------
+
+    async def _generate_all(self, requests: list[GenRequest],
+                            done: Callable[[int, Generation], None]) -> list[Generation]:
+        import httpx
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
+                             timeout=self.timeout_s,
+                             http_client=httpx.AsyncClient(
+                                 limits=httpx.Limits(max_connections=self.max_concurrency * 2),
+                                 timeout=self.timeout_s))
+        sem = asyncio.Semaphore(self.max_concurrency)
+        results: list[Generation | None] = [None] * len(requests)
+
+        async def one(i: int) -> None:
+            async with sem:
+                gen = await self._with_retries(client, requests[i])
+            results[i] = gen
+            done(i, gen)
+
+        try:
+            tasks = [asyncio.create_task(one(i)) for i in range(len(requests))]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        finally:
+            await client.close()
+        return [r for r in results if r is not None]
+
+    async def _with_retries(self, client, req: GenRequest) -> Generation:
+        import openai
+
+        attempt = 0
+        while True:
+            try:
+                with self._lock:
+                    self.calls += 1
+                return await self._send(client, req)
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
+                    openai.InternalServerError, openai.APIStatusError) as exc:
+                status = getattr(exc, "status_code", None)
+                transport = isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError))
+                if not transport and status not in RETRY_STATUS:
+                    return Generation(error=f"HTTP {status}: {_message(exc)}")
+                if transport and self.liveness is not None:
+                    self.liveness()  # raises ServerError with the server's last log lines if it died
+                if attempt >= self.max_retries:
+                    what = f"HTTP {status}" if status else type(exc).__name__
+                    raise ServerError(f"{self.base_url} failed after {attempt + 1} attempts ({what}: "
+                                      f"{_message(exc)}); finished requests are cached, rerun to resume") \
+                        from None
+                delay = backoff_delay(attempt, retry_after=_retry_after(exc))
+                log.debug("retry %d for %s in %.2fs (%s)", attempt + 1, self.model, delay, type(exc).__name__)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _send(self, client, req: GenRequest) -> Generation:
+        s = req.sampling
+        kwargs: dict[str, Any] = {"model": self.model, "temperature": s.temperature, "top_p": s.top_p,
+                                  "max_tokens": s.max_tokens, "n": s.n}
+        if s.seed is not None:
+            kwargs["seed"] = s.seed
+        if s.stop:
+            kwargs["stop"] = list(s.stop)
+        extra_body: dict[str, Any] = {}
+        structured = s.structured_outputs()
+        if structured is not None:
+            extra_body["structured_outputs"] = structured
+        if req.kind == "chat":
+            if s.logprobs:
+                kwargs["logprobs"] = True
+                if s.top_logprobs is not None:
+                    kwargs["top_logprobs"] = s.top_logprobs
+            resp = await client.chat.completions.create(messages=list(req.messages), extra_body=extra_body or None,
+                                                        **kwargs)
+            choices = tuple(Choice(text=c.message.content or "", finish_reason=c.finish_reason,
+                                   logprobs=_chat_logprobs(c.logprobs) if s.logprobs else None)
+                            for c in resp.choices)
+        else:
+            if s.logprobs or req.echo:
+                kwargs["logprobs"] = max(1, s.top_logprobs or 1)
+            if req.echo:
+                kwargs["echo"] = True
+            resp = await client.completions.create(prompt=req.prompt, extra_body=extra_body or None, **kwargs)
+            choices = tuple(Choice(text=c.text, finish_reason=c.finish_reason,
+                                   logprobs=_completion_logprobs(c.logprobs)
+                                   if (s.logprobs or req.echo) else None)
+                            for c in resp.choices)
+        usage = None
+        if resp.usage is not None:
+            usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
+        return Generation(choices=choices, usage=usage)
+
+
+def _message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error")
+        msg = err.get("message") if isinstance(err, dict) else body.get("message")
+        if msg:
+            return str(msg)[:300]
+    return str(exc)[:300]
+
+
+def _chat_logprobs(lp) -> tuple[TokenLogprob, ...] | None:
+    if lp is None or lp.content is None:
+        return None
+    return tuple(TokenLogprob(t.token, t.logprob, tuple((x.token, x.logprob) for x in (t.top_logprobs or ())))
+                 for t in lp.content)
+
+
+def _completion_logprobs(lp) -> tuple[TokenLogprob, ...] | None:
+    if lp is None or lp.tokens is None:
+        return None
+    tops = lp.top_logprobs or [None] * len(lp.tokens)
+    out = []
+    for tok, val, top in zip(lp.tokens, lp.token_logprobs, tops):
+        ranked = tuple(sorted(((k, v) for k, v in (top or {}).items()), key=lambda kv: -kv[1]))
+        out.append(TokenLogprob(tok, val, ranked))
+    return tuple(out)
+
+
+def _run_sync(coro):
+    """Run a coroutine from sync code, also when an event loop is already running (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

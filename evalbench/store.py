@@ -1,0 +1,224 @@
+"""The results store: one format that every command reads and writes.
+
+    results/runs/<run_id>/
+        run.json            header: schema version, status, validated spec + its hash, provenance
+        generations.jsonl   append-only, one GenerationRecord per line
+        samples.jsonl       append-only, one SampleRecord per line (per-sample scores, for paired tests)
+        summary.json        small: per suite x checkpoint x seed metrics (+ aggregates)
+        artifacts/          suite-specific files in their ecosystem's formats (FastChat, AlpacaEval, lm-eval)
+
+The schema is documented in docs/results-format.md and versioned by SCHEMA_VERSION; a reader
+refuses a newer major version. Appends are flushed and fsynced line by line; a torn last line
+(the process was killed mid-write) is ignored on read. Headers and summaries are written
+atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalbench import __version__
+from evalbench.errors import InputError
+from evalbench.io import append_jsonl, read_json, read_jsonl_tolerant, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0"
+RunStatus = Literal["started", "success", "error", "interrupted"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GenerationRecord(Record):
+    """One model answer (all `n` choices) to one request of a suite."""
+
+    suite: str
+    checkpoint: str  # served name: the base model or an adapter
+    seed: int
+    sample_id: str
+    turn: int = 1
+    request: dict[str, Any]  # {"messages": [...]} or {"prompt": "..."}
+    sampling: dict[str, Any]
+    outputs: list[str]
+    finish_reasons: list[str | None] = Field(default_factory=list)
+    logprob_sums: list[float | None] | None = None
+    token_counts: list[int | None] | None = None
+    error: str | None = None
+    cache_key: str | None = None
+
+
+class SampleRecord(Record):
+    """Per-sample scores of one checkpoint; the unit of paired significance tests."""
+
+    suite: str
+    checkpoint: str
+    seed: int
+    sample_id: str
+    scores: dict[str, float | None]
+    error: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Run:
+    """A handle on one run directory."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def header_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.path / "artifacts"
+
+    def header(self) -> dict[str, Any]:
+        header = read_json(self.header_path)
+        check_schema(header, self.header_path)
+        return header
+
+    def update_header(self, **fields: Any) -> dict[str, Any]:
+        header = self.header()
+        header.update(fields)
+        header["updated_at"] = _now()
+        write_json_atomic(self.header_path, header)
+        return header
+
+    # -- append-only logs ---------------------------------------------------------------------
+
+    def append_generations(self, rows: Iterable[GenerationRecord]) -> int:
+        return append_jsonl(self.path / "generations.jsonl", rows)
+
+    def append_samples(self, rows: Iterable[SampleRecord]) -> int:
+        return append_jsonl(self.path / "samples.jsonl", rows)
+
+    def generations(self, **filters: Any) -> list[GenerationRecord]:
+        return _dedupe([GenerationRecord.model_validate(r)
+                        for r in read_jsonl_tolerant(self.path / "generations.jsonl")
+                        if _match(r, filters)], ("suite", "checkpoint", "seed", "sample_id", "turn"))
+
+    def samples(self, **filters: Any) -> list[SampleRecord]:
+        return _dedupe([SampleRecord.model_validate(r) for r in read_jsonl_tolerant(self.path / "samples.jsonl")
+                        if _match(r, filters)], ("suite", "checkpoint", "seed", "sample_id"))
+
+    # -- summary ------------------------------------------------------------------------------
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.path / "summary.json", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id,
+                                                       **summary})
+
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        if not path.exists():
+            raise InputError("run has no summary.json (not finished? rerun the same command to resume)",
+                             path=path)
+        data = read_json(path)
+        check_schema(data, path)
+        return data
+
+    def finish(self, status: RunStatus, error: str | None = None) -> None:
+        self.update_header(status=status, error=error, finished_at=_now())
+
+
+def _dedupe(rows: list, key_fields: tuple[str, ...]) -> list:
+    """The last record for a key wins: a resumed run may re-append what a killed run half-wrote."""
+    latest: dict[tuple, Any] = {}
+    for row in rows:
+        latest[tuple(getattr(row, f) for f in key_fields)] = row
+    return list(latest.values())
+
+
+def _match(row: dict[str, Any], filters: dict[str, Any]) -> bool:
+    return all(row.get(k) == v for k, v in filters.items())
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_schema(data: dict[str, Any], path: Path) -> None:
+    version = str(data.get("schema_version", ""))
+    if not version:
+        raise InputError("missing schema_version (not an evalbench results file?)", path=path,
+                         field="schema_version")
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise InputError(f"results schema {version} is not readable by evalbench {__version__} "
+                         f"(schema {SCHEMA_VERSION})", path=path, field="schema_version")
+
+
+class ResultsStore:
+    """`results/runs/` (or any directory): create, reopen and list runs."""
+
+    def __init__(self, root: str | Path = "results"):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    def start(self, spec: dict[str, Any], spec_hash: str, *, run_id: str | None = None,
+              data_files: Iterable[str | Path] = (), kind: str = "run") -> Run:
+        """Create a run (or reopen one with the same id and spec hash, to resume it)."""
+        from evalbench.provenance import data_hashes, git_state, hardware, package_versions
+
+        run_id = run_id or new_run_id(kind)
+        run = Run(self.runs_dir / run_id)
+        if run.header_path.exists():
+            header = run.header()
+            if header.get("spec_hash") != spec_hash:
+                raise InputError(f"run '{run_id}' exists with a different spec (hash {header.get('spec_hash', '')[:12]}"
+                                 f" vs {spec_hash[:12]}); use another --run-id", path=run.header_path,
+                                 field="spec_hash")
+            run.update_header(status="started", resumed=header.get("resumed", 0) + 1)
+            log.info("resuming run %s", run_id)
+            return run
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run.header_path, {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "kind": kind,
+            "status": "started",
+            "created_at": _now(),
+            "spec": spec,
+            "spec_hash": spec_hash,
+            "git": git_state(),
+            "versions": package_versions(),
+            "data_files": data_hashes(list(data_files)),
+            "hardware": hardware(),
+            "pid": os.getpid(),
+        })
+        return run
+
+    def open(self, run: str | Path) -> Run:
+        """A run by id (under runs/) or by directory path."""
+        path = Path(run)
+        if not (path / "run.json").exists():
+            path = self.runs_dir / str(run)
+        if not (path / "run.json").exists():
+            raise InputError("not a run directory (no run.json)", path=run)
+        return Run(path)
+
+    def runs(self) -> Iterator[Run]:
+        if not self.runs_dir.is_dir():
+            return
+        for path in sorted(self.runs_dir.iterdir()):
+            if (path / "run.json").exists():
+                yield Run(path)
