@@ -1,1 +1,1 @@
-
+"""Aggregation across seeds and checkpoints (`evalbench.aggregate.stats`); imports nothing heavy."""
