@@ -432,9 +432,9 @@ def clustered_paired_bootstrap(a_by_seed: Any, b_by_seed: Any, iters: int = 10_0
     over seeds (per checkpoint) before differencing; the statistic is the mean over drawn prompts.
     This is the cluster bootstrap (Davison & Hinkley 1997, on hierarchical data; Field & Welsh 2007,
     "randomize clusters"): seeds of one prompt share the prompt's difficulty, so treating the
-    n_seeds × n_prompts scores as independent would make the interval too narrow. Because the statistic only depends on
-    a drawn prompt through its seed-averaged difference, resampling the per-prompt averages is exactly
-    the cluster bootstrap; the prompts are resampled, never the seeds.
+    n_seeds × n_prompts scores as independent would make the interval too narrow. Because the
+    statistic only depends on a drawn prompt through its seed-averaged difference, resampling the
+    per-prompt averages is exactly the cluster bootstrap; the prompts are resampled, never the seeds.
 
     Args:
         a_by_seed, b_by_seed: `{seed: {sample_id: score}}` (or a list of per-seed mappings), or 2-D
