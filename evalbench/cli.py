@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "cache": "evalbench.cache_cli:add_command",
     "runs": "evalbench.store_cli:add_command",
     "score": "evalbench.score.cli:add_command",
+    "demo": "evalbench.demo:add_command",
 }
 
 

@@ -222,7 +222,9 @@ def _message(exc: Exception) -> str:
 def _chat_logprobs(lp) -> tuple[TokenLogprob, ...] | None:
     if lp is None or lp.content is None:
         return None
-    return tuple(TokenLogprob(t.token, t.logprob, tuple((x.token, x.logprob) for x in (t.top_logprobs or ())))
+    # vLLM lists the sampled token first when it is not among the top k; we promise best first.
+    return tuple(TokenLogprob(t.token, t.logprob, tuple(sorted(((x.token, x.logprob) for x in (t.top_logprobs or ())),
+                                                             key=lambda kv: -kv[1])))
                  for t in lp.content)
 
 

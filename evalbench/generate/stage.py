@@ -1,0 +1,41 @@
+"""The generation stage: requests of one suite x checkpoint x seed -> cached answers -> run records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from evalbench.generate.backend import CachedBackend
+from evalbench.store import GenerationRecord, Run
+from evalbench.types import GenRequest, Generation
+
+
+@dataclass(frozen=True)
+class Item:
+    sample_id: str
+    request: GenRequest
+    turn: int = 1
+
+
+def to_record(suite: str, checkpoint: str, seed: int, item: Item, gen: Generation, key: str) -> GenerationRecord:
+    req = item.request
+    return GenerationRecord(
+        suite=suite, checkpoint=checkpoint, seed=seed, sample_id=item.sample_id, turn=item.turn,
+        request={"messages": list(req.messages)} if req.messages is not None else {"prompt": req.prompt},
+        sampling=req.sampling.model_dump(mode="json", exclude_defaults=True),
+        outputs=[c.text for c in gen.choices],
+        finish_reasons=[c.finish_reason for c in gen.choices],
+        logprob_sums=[c.sum_logprob() for c in gen.choices] if any(c.logprobs for c in gen.choices) else None,
+        token_counts=[len(c.logprobs) if c.logprobs else None for c in gen.choices]
+        if any(c.logprobs for c in gen.choices) else None,
+        error=gen.error, cache_key=key)
+
+
+def generate_items(backend: CachedBackend, items: Sequence[Item], *, suite: str, checkpoint: str, seed: int,
+                   run: Run | None = None, desc: str | None = None) -> list[Generation]:
+    """Generate (or fetch from the cache) every item and append the records to the run."""
+    gens = backend.generate([it.request for it in items], desc=desc or f"{suite} [{checkpoint} seed {seed}]")
+    if run is not None:
+        run.append_generations(to_record(suite, checkpoint, seed, it, g, backend.key(it.request))
+                               for it, g in zip(items, gens))
+    return gens
