@@ -8,8 +8,10 @@ YAML stem). `evalbench run` (evalbench/api.py) drives every suite the same way:
     suite.finalize(ctx, checkpoints, seeds)       # cross-checkpoint work (MT-bench pairwise), artifacts
     metrics = suite.summarize(samples_of_one_checkpoint_and_seed)              # pure
 
-Generation and judgment requests go through `CachedBackend`s, so a resumed run never pays twice;
-records are appended to the run as they are produced.
+Generation and judgment requests go through `CachedBackend`s, so a resumed run never pays twice.
+Suites append what they produce to `ctx.run` themselves, as they produce it (generations through
+`generate_items(..., run=ctx.run)`, samples through `ctx.run.append_samples`); the return values
+are for the caller. A resumed stage may append a record twice: readers keep the last one.
 """
 
 from __future__ import annotations
