@@ -77,7 +77,10 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
         lora_ids = {name: i + 1 for i, name in enumerate(adapters)}
         conn.send(("ready", None))
         while True:
-            msg, payload = conn.recv()
+            try:
+                msg, payload = conn.recv()
+            except EOFError:  # the parent is gone
+                break
             if msg == "stop":
                 break
             prompts, params, loras, tops = [], [], [], []
@@ -131,7 +134,9 @@ class InProcessEngine:
         payload = self.spec.model_dump(mode="json")
         payload["adapters"] = [{"name": a.name, "path": str(Path(a.path).expanduser().resolve())}
                                for a in self.spec.adapters]
-        self._proc = ctx.Process(target=_worker, args=(child, payload), daemon=True)
+        # Not a daemon: vLLM's engine core is itself a child process, which daemons may not have.
+        # The worker exits when its pipe closes, so it does not outlive us.
+        self._proc = ctx.Process(target=_worker, args=(child, payload))
         self._proc.start()
         child.close()
         self._conn = parent
