@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "runs": "evalbench.store_cli:add_command",
     "score": "evalbench.score.cli:add_command",
     "demo": "evalbench.demo:add_command",
+    "run": "evalbench.run_cli:add_command",
 }
 
 

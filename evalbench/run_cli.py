@@ -1,0 +1,111 @@
+"""`evalbench run`: checkpoints x seeds x suites on one engine, judged, summarised, compared, exported."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("run", help="evaluate a base model and its adapters on suites over seeds",
+                              description="Example: evalbench run --suite alpaca,mtbench --model BASE "
+                                          "--adapter dpo=ckpts/dpo --judge vllm:JUDGE --seeds 0,1,2")
+    p.add_argument("--config", type=Path, help="a YAML recipe with RunSpec fields (CLI flags override it)")
+    p.add_argument("--suite", help="comma-separated suites: alpaca, mtbench, openllm, openllm_v2, diversity")
+    p.add_argument("--model", help="base model: local directory or hub id")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH", help="LoRA adapter (repeatable)")
+    p.add_argument("--adapters-glob", action="append", default=[], metavar="GLOB",
+                   help="every adapter directory matching GLOB, e.g. 'ckpts/*/seed*' (repeatable)")
+    p.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
+    p.add_argument("--model-url", help="generate through this OpenAI-compatible endpoint instead of serving")
+    p.add_argument("--model-key-env", help="environment variable holding the --model-url API key")
+    p.add_argument("--engine", choices=["server", "inprocess"], help="how the policy is served (default: server)")
+    p.add_argument("--judge", help="same | vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR]")
+    p.add_argument("--unconstrained-judge", action="store_true",
+                   help="do not constrain a local judge's verdicts with structured outputs")
+    p.add_argument("--seeds", help="comma-separated generation seeds (default 0)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items of each suite")
+    p.add_argument("--baseline", help="checkpoint group to compare against (default: the base model)")
+    p.add_argument("--results", help="results root (default: results)")
+    p.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any spec field, e.g. suite_options.mtbench.pairwise=all")
+    p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16)")
+    p.add_argument("--max-model-len", type=int)
+    p.set_defaults(func=run)
+
+
+def spec_from_args(args: argparse.Namespace):
+    from evalbench.config import apply_overrides, load_yaml, parse_adapter_arg, validate_spec
+    from evalbench.runspec import RunSpec, parse_judge_arg
+
+    data: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    model: dict[str, Any] = dict(data.get("model") or {})
+    if args.suite:
+        data["suites"] = [s.strip() for s in args.suite.split(",") if s.strip()]
+    if args.model:
+        model["base"] = args.model
+    if args.adapter:
+        model["adapters"] = [parse_adapter_arg(a).model_dump() for a in args.adapter]
+    if args.adapters_glob:
+        model["adapters_glob"] = list(args.adapters_glob)
+    if args.no_base:
+        model["include_base"] = False
+    if args.engine:
+        model["engine"] = args.engine
+    if args.dtype:
+        model["dtype"] = args.dtype
+    if args.max_model_len:
+        model["max_model_len"] = args.max_model_len
+    if args.model_url:
+        model["endpoint"] = {"base_url": args.model_url, "model": args.model or model.get("base"),
+                             "api_key_env": args.model_key_env}
+    data["model"] = model
+    if args.judge:
+        data["judge"] = {**(data.get("judge") or {}), **parse_judge_arg(args.judge)}
+    if args.unconstrained_judge:
+        data.setdefault("judge", {})["constrained"] = False
+    if args.seeds:
+        try:
+            data["seeds"] = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            from evalbench.errors import InputError
+
+            raise InputError(f"seeds must be comma-separated integers, got {args.seeds!r}", field="--seeds") from None
+    for key in ("limit", "baseline"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    if args.results:
+        data["results_dir"] = args.results
+    data = apply_overrides(data, args.set)
+    if "suites" not in data:
+        from evalbench.errors import InputError
+
+        raise InputError("say which suites to run: --suite alpaca,mtbench", field="--suite")
+    if "base" not in data["model"]:
+        from evalbench.errors import InputError
+
+        raise InputError("say which model to evaluate: --model PATH_OR_HUB_ID", field="--model")
+    return validate_spec(RunSpec, data, source=str(args.config) if args.config else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from evalbench.api import run as run_spec
+
+    spec = spec_from_args(args)
+    handle = run_spec(spec, run_id=args.run_id)
+    print_summary(handle)
+    return 0
+
+
+def print_summary(handle) -> None:
+    summary = handle.summary()
+    print(f"run {handle.run_id}: {handle.path}")
+    for row in summary["results"]:
+        shown = {k: v for k, v in row["metrics"].items() if isinstance(v, (int, float)) and "/" not in k}
+        text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(shown.items())[:8])
+        print(f"  {row['suite']:<10} {row['checkpoint']:<16} seed {row['seed']}: {text}")

@@ -1,0 +1,148 @@
+"""The spec of `evalbench run`: what to evaluate, with what judge, over which seeds. Frozen, validated."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from evalbench.config import AdapterSpec, EndpointSpec, Spec
+from evalbench.errors import InputError
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class ModelSpec(Spec):
+    """The policy: a base model and LoRA adapters served from one engine, or an external endpoint."""
+
+    base: str
+    served_name: str | None = None
+    adapters: tuple[AdapterSpec, ...] = ()
+    adapters_glob: tuple[str, ...] = ()
+    include_base: bool = True
+    engine: Literal["server", "inprocess"] = "server"
+    dtype: str = "auto"
+    max_model_len: int | None = 2048
+    kv_cache_gib: float = Field(1.0, gt=0)
+    # Generate through an OpenAI-compatible endpoint instead of serving `base` ourselves.
+    endpoint: EndpointSpec | None = None
+
+
+class JudgeSpec(Spec):
+    """`same`: the policy engine's base model; `vllm`: a second managed server; `endpoint`: any URL."""
+
+    kind: Literal["same", "vllm", "endpoint"] = "same"
+    model: str | None = None
+    endpoint: EndpointSpec | None = None
+    # Constrain verdicts so every one parses (vLLM structured outputs); default: on for local judges.
+    constrained: bool | None = None
+    dtype: str = "auto"
+    max_model_len: int | None = 4096
+
+    def is_constrained(self) -> bool:
+        return self.constrained if self.constrained is not None else self.kind != "endpoint"
+
+    def name(self, policy_base: str) -> str:
+        if self.kind == "endpoint" and self.endpoint is not None:
+            return self.endpoint.model
+        return Path(self.model or policy_base).name
+
+
+class RunSpec(Spec):
+    suites: tuple[str, ...]
+    model: ModelSpec
+    judge: JudgeSpec = JudgeSpec()
+    seeds: tuple[int, ...] = (0,)
+    limit: int | None = Field(None, ge=1)
+    suite_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    baseline: str | None = None
+    results_dir: str = "results"
+    cache_path: str | None = None
+
+    @field_validator("suites")
+    @classmethod
+    def _known_suites(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from evalbench.suites.base import SUITES
+
+        if not v:
+            raise ValueError("at least one suite is required")
+        for name in v:
+            if name not in SUITES:
+                from evalbench.registry import did_you_mean
+
+                raise ValueError(f"unknown suite '{name}'{did_you_mean(name, SUITES.names())} "
+                                 f"(known: {', '.join(SUITES.names())})")
+        if len(set(v)) != len(v):
+            raise ValueError("a suite is listed twice")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("seeds must be a non-empty list without repeats")
+        return v
+
+
+def parse_judge_arg(arg: str) -> dict[str, Any]:
+    """`same` | `vllm:MODEL` | `openai:MODEL` | `url=URL,model=NAME[,key_env=VAR]`."""
+    if arg == "same":
+        return {"kind": "same"}
+    if arg.startswith("vllm:"):
+        return {"kind": "vllm", "model": arg[5:]}
+    if arg.startswith("openai:"):
+        return {"kind": "endpoint", "endpoint": {"base_url": OPENAI_URL, "model": arg[7:],
+                                                 "api_key_env": "OPENAI_API_KEY"}}
+    if "=" in arg:
+        parts = dict(p.split("=", 1) for p in arg.split(",") if "=" in p)
+        unknown = set(parts) - {"url", "model", "key_env"}
+        if unknown or "url" not in parts or "model" not in parts:
+            raise InputError(f"judge must be url=URL,model=NAME[,key_env=VAR]; got {arg!r}", field="--judge")
+        return {"kind": "endpoint", "endpoint": {"base_url": parts["url"], "model": parts["model"],
+                                                 "api_key_env": parts.get("key_env")}}
+    raise InputError(f"unknown judge {arg!r}: use same, vllm:MODEL, openai:MODEL or url=URL,model=NAME",
+                     field="--judge")
+
+
+_SEED_RE = re.compile(r"(?:^|[-_/])(?:seed|s)[-_]?(\d+)$")
+
+
+def checkpoint_meta(name: str, path: str | None) -> dict[str, Any]:
+    """group / train_seed / method of a checkpoint, from train_meta.json or its name."""
+    meta: dict[str, Any] = {}
+    if path is not None:
+        meta_file = Path(path) / "train_meta.json"
+        if meta_file.exists():
+            try:
+                meta = json.loads(meta_file.read_text())
+            except ValueError as exc:
+                raise InputError(f"invalid JSON: {exc}", path=meta_file) from None
+    train_seed = meta.get("seed")
+    match = _SEED_RE.search(name)
+    if train_seed is None and match:
+        train_seed = int(match.group(1))
+    group = meta.get("group") or (name[: match.start()] if match and match.start() > 0 else name)
+    return {"group": group, "train_seed": train_seed, "method": meta.get("method"), "train_meta": meta}
+
+
+def expand_adapters(spec: ModelSpec) -> list[AdapterSpec]:
+    """Explicit adapters plus every adapter directory matched by the globs, named `<parent>-<dir>`."""
+    adapters = list(spec.adapters)
+    names = {a.name for a in adapters}
+    for pattern in spec.adapters_glob:
+        matches = sorted(p for p in glob.glob(pattern) if (Path(p) / "adapter_config.json").exists())
+        if not matches:
+            raise InputError(f"no adapter directories (with adapter_config.json) match {pattern!r}",
+                             field="--adapters-glob")
+        for p in matches:
+            path = Path(p)
+            name = f"{path.parent.name}-{path.name}" if path.parent.name else path.name
+            if name in names:
+                raise InputError(f"two adapters would be served as '{name}'", path=p, field="--adapters-glob")
+            names.add(name)
+            adapters.append(AdapterSpec(name=name, path=str(path)))
+    return adapters

@@ -1,0 +1,104 @@
+"""`evalbench.api.run` wiring with a small suite, an OpenAI-compatible stub as policy and judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalbench.api import run
+from evalbench.config import SamplingSpec, Spec
+from evalbench.generate.stage import Item, generate_items
+from evalbench.runspec import RunSpec, checkpoint_meta, parse_judge_arg
+from evalbench.serve.stub import StubServer, StubState
+from evalbench.store import SampleRecord
+from evalbench.suites.base import SUITES, Suite
+from evalbench.types import GenRequest
+
+
+class EchoOptions(Spec):
+    limit: int | None = None
+
+
+class EchoSuite(Suite):
+    """Answers 4 prompts; the judge says 'yes' or 'no'; score = 1 for yes."""
+
+    name = "echo_test"
+    needs_judge = True
+    Options = EchoOptions
+
+    def generate(self, ctx, checkpoint, seed):
+        n = self.options.limit or 4
+        items = [Item(str(i), GenRequest(messages=({"role": "user", "content": f"prompt {i}"},),
+                                         sampling=SamplingSpec(seed=seed, max_tokens=8))) for i in range(n)]
+        gens = generate_items(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed,
+                              run=ctx.run)
+        return [g.text for g in gens]
+
+    def score(self, ctx, checkpoint, seed, generations):
+        reqs = [GenRequest(messages=({"role": "user", "content": f"judge: {t}"},), sampling=SamplingSpec())
+                for t in generations]
+        verdicts = ctx.judge.generate(reqs)
+        samples = [SampleRecord(suite=self.name, checkpoint=checkpoint.name, seed=seed, sample_id=str(i),
+                                scores={"yes": 1.0 if "yes" in v.text else 0.0}) for i, v in enumerate(verdicts)]
+        ctx.run.append_samples(samples)
+        return samples
+
+    def summarize(self, samples):
+        return {"yes": sum(s.scores["yes"] for s in samples) / len(samples), "n": len(samples)}
+
+
+@pytest.fixture
+def echo_suite():
+    SUITES.add("echo_test", EchoSuite)
+    yield
+    SUITES._items.pop("echo_test")
+
+
+def _responder(body):
+    content = body["messages"][-1]["content"]
+    if content.startswith("judge:"):
+        return "yes" if "1" in content or "3" in content else "no"
+    return content.replace("prompt", "answer")
+
+
+def test_run_twice_resumes_with_zero_calls(echo_suite, tmp_path):
+    with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
+        spec = RunSpec.model_validate({
+            "suites": ["echo_test"], "seeds": [0, 1], "results_dir": str(tmp_path / "results"),
+            "cache_path": str(tmp_path / "cache.sqlite"),
+            "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
+            "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+        handle = run(spec)
+        first = stub.request_count
+        # Policy: 2 seeds x 4 prompts. Judge: the stub answers alike for both seeds, so the 4 judge
+        # prompts of seed 1 equal those of seed 0 and come from the cache.
+        assert first == 2 * 4 + 4
+        summary = handle.summary()
+        row = summary["results"][0]
+        assert row["metrics"]["yes"] == 0.5 and row["judge"] == "judge" and row["n_samples"] == 4
+        again = run(spec)
+        assert again.path == handle.path and stub.request_count == first
+        assert again.header()["model_calls"][-1] == {"generate": 0, "judge": 0, "cached": 16}
+        assert again.summary()["results"] == summary["results"]
+
+
+def test_limit_flows_into_suite_options(echo_suite, tmp_path):
+    with StubServer(models=("pol",), state=StubState(responder=_responder)) as stub:
+        spec = RunSpec.model_validate({
+            "suites": ["echo_test"], "limit": 2, "results_dir": str(tmp_path), "cache_path": str(tmp_path / "c"),
+            "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
+            "judge": parse_judge_arg(f"url={stub.base_url},model=pol")})
+        assert run(spec).summary()["results"][0]["n_samples"] == 2
+
+
+def test_unknown_suite_is_named():
+    from evalbench.config import validate_spec
+    from evalbench.errors import InputError
+
+    with pytest.raises(InputError, match="unknown suite 'alpacca'; did you mean 'alpaca'"):
+        validate_spec(RunSpec, {"suites": ["alpacca"], "model": {"base": "m"}})
+
+
+def test_checkpoint_meta_from_names():
+    assert checkpoint_meta("dpo-seed3", None)["group"] == "dpo"
+    assert checkpoint_meta("dpo-seed3", None)["train_seed"] == 3
+    assert checkpoint_meta("tiny", None) == {"group": "tiny", "train_seed": None, "method": None, "train_meta": {}}
