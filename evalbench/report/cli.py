@@ -1,0 +1,114 @@
+"""`evalbench export` (leaderboard CSVs), `evalbench report` (Markdown/HTML + plots), `evalbench analyze`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="write the leaderboard CSV (one row per checkpoint group) and an AlpacaEval leaderboard",
+        description="One row per checkpoint group: model, adapter, method, seeds, judge, spec hash, evalbench "
+                    "version, then per suite and metric the mean, std, t-interval, n and the difference and "
+                    "(corrected) p-value against --baseline.")
+    p.add_argument("runs_pos", nargs="*", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
+    p.add_argument("--runs", action="append", default=[], metavar="DIR",
+                   help="runs to export (repeatable; default: <results>/runs)")
+    p.add_argument("--out", type=Path, default=Path("results/leaderboard.csv"),
+                   help="leaderboard CSV (default: results/leaderboard.csv)")
+    p.add_argument("--baseline", help="checkpoint group to test every group against (default: no tests)")
+    p.add_argument("--metrics", nargs="+", metavar="METRIC", help="metric selectors as in `evalbench compare`")
+    p.add_argument("--correction", default="holm", help="holm, bh, bonferroni, none (default: holm)")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--iters", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpaca-out", type=Path, help="also write an AlpacaEval-compatible leaderboard CSV here")
+    p.add_argument("--alpaca-mode", default="community", help="its `mode` column (default: community)")
+    p.add_argument("--alpaca-merge", type=Path, help="merge into this published AlpacaEval leaderboard CSV")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.report.export import export_leaderboard
+
+    targets = [*args.runs_pos, *args.runs] or [args.results]
+    runs = load_runs(targets, results_root=args.results)
+    paths = export_leaderboard(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics),
+                               correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
+                               alpaca_out=args.alpaca_out, alpaca_mode=args.alpaca_mode,
+                               alpaca_merge=args.alpaca_merge)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def add_report(subparsers) -> None:
+    p = subparsers.add_parser("report", help="Markdown + HTML report with plots for one or more runs")
+    p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--baseline", help="baseline checkpoint group (default: the first one)")
+    p.add_argument("--metrics", nargs="+", metavar="METRIC", help="metric selectors as in `evalbench compare`")
+    p.add_argument("--test", default="auto")
+    p.add_argument("--correction", default="holm")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--iters", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--title", default="evalbench report")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.report.report import build_report
+
+    runs = load_runs(args.runs, results_root=args.results)
+    files = build_report(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics), test=args.test,
+                         correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
+                         title=args.title)
+    print(f"wrote {files.markdown}, {files.html} and {len(files.images)} plot(s)")
+    return 0
+
+
+def add_analyze(subparsers) -> None:
+    p = subparsers.add_parser("analyze", help="analyses of scored outputs (reward-model studies)")
+    sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
+    sub.required = True
+    r = sub.add_parser("rewards", help="reward distributions, Welch tests, length bias, readability, keywords",
+                       description="Analyse JSONL rows {checkpoint, prompt, response, reward}.")
+    r.add_argument("--scores", type=Path, required=True, help="JSONL written by `evalbench reward score`")
+    r.add_argument("--json", action="store_true", help="print the full analysis as JSON")
+    r.add_argument("--out", type=Path, help="write rewards_analysis.{json,md} and plots into this directory")
+    r.add_argument("--top-k", type=int, default=10, help="TF-IDF keywords per checkpoint (default: 10)")
+    r.set_defaults(func=run_analyze_rewards)
+
+
+def run_analyze_rewards(args: argparse.Namespace) -> int:
+    from evalbench.report.reward_analysis import (
+        analyze_rewards,
+        load_reward_scores,
+        to_markdown,
+        write_outputs,
+    )
+
+    rows = load_reward_scores(args.scores)
+    result = analyze_rewards(rows, top_k=args.top_k)
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        sys.stdout.write(to_markdown(result))
+    if args.out:
+        paths = write_outputs(rows, result, args.out)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr if args.json else sys.stdout)
+    return 0

@@ -1,0 +1,280 @@
+"""`evalbench report`: a Markdown + HTML report with PNG plots for one or more finished runs.
+
+Sections (each skipped, with a note, when the runs lack its data):
+
+1. runs: id, status, created, spec hash, git commit;
+2. comparison table (`evalbench.aggregate.compare`): mean (std) per group, difference vs the
+   baseline, underlined when the corrected p-value is below alpha;
+3. bars with t-intervals over seeds, one panel per metric, one figure per suite;
+4. AlpacaEval length vs win rate (avg_length against win_rate and the LC win rate);
+5. distributions of per-sample scores (Gaussian KDE), one figure per paired-testable metric;
+6. MT-bench radar of the `category/<name>` metrics;
+7. training curves from `metrics.jsonl` files found in the adapter directories.
+
+Images are written next to `report.md` / `report.html` and linked relatively, so the folder can
+be moved or uploaded as a CI artifact as a whole.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalbench.aggregate.compare import Comparison, compare_runs, to_html, to_markdown
+from evalbench.aggregate.summarize import ResultSet, RunData
+from evalbench.io import read_jsonl_tolerant, write_text_atomic
+from evalbench.report import plots
+
+log = logging.getLogger(__name__)
+
+CATEGORY_PREFIX = "category/"
+MTBENCH_SUITE = "mtbench"
+ALPACA_SUITE = "alpaca"
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    html: Path
+    images: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Section:
+    title: str
+    md: str = ""
+    html: str = ""
+    images: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def _runs_section(rs: ResultSet) -> _Section:
+    head = ["run", "status", "created", "spec hash", "git"]
+    rows = []
+    for run in rs.runs.values():
+        h = run.header
+        git = h.get("git") or {}
+        sha = (git.get("sha") or "")[:10] + ("+dirty" if git.get("dirty") else "") if git else ""
+        rows.append([run.run_id, str(h.get("status", "")), str(h.get("created_at", "")),
+                     (run.spec_hash or "")[:12], sha])
+    md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" + "".join(
+        "| " + " | ".join(r) + " |\n" for r in rows)
+    e = html.escape
+    ht = ("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr></thead><tbody>"
+          + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>")
+    return _Section("Runs", md, ht)
+
+
+def _bars(rs: ResultSet, comp: Comparison, out: Path) -> _Section:
+    sec = _Section("Metrics with 95 % intervals over seeds" if comp.conf == 0.95
+                   else f"Metrics with {comp.conf:.0%} intervals over seeds")
+    for suite in rs.suites():
+        panels = []
+        for s, m in comp.columns:
+            if s != suite:
+                continue
+            bars = []
+            for g in comp.groups:
+                cell = comp.cells.get((g, s, m))
+                if cell is None:
+                    continue
+                o = comp.outcomes.get((g, s, m))
+                bars.append((g, cell.mean, cell.ci_low, cell.ci_high, bool(o and o.significant)))
+            panels.append((m, bars))
+        path = plots.bar_chart(panels, out / f"bars_{_slug(suite)}.png", title=suite)
+        if path:
+            sec.images.append((path, (f"{suite}: mean over seeds with t-interval; * = significant vs "
+                                     f"'{comp.baseline}'")))
+    if not sec.images:
+        sec.md = "_No numeric metrics to plot._"
+    return sec
+
+
+def _length_section(rs: ResultSet, out: Path) -> _Section | None:
+    if ALPACA_SUITE not in rs.suites():
+        return None
+    from evalbench.aggregate.stats import seed_summary
+
+    points = []
+    for g in rs.groups(ALPACA_SUITE):
+        gd = rs.group(ALPACA_SUITE, g)
+        p: dict[str, Any] = {"group": g}
+        for key in ("avg_length", "win_rate", "length_controlled_winrate"):
+            vals = list(gd.seed_values(key).values())
+            if not vals:
+                p[key] = None
+                continue
+            s = seed_summary(vals, bootstrap_iters=200)
+            p[key], p[f"{key}_low"], p[f"{key}_high"] = s.mean, s.ci_low, s.ci_high
+        points.append(p)
+    sec = _Section("AlpacaEval: length vs win rate")
+    path = plots.length_vs_winrate(points, out / "alpaca_length_vs_winrate.png")
+    if path:
+        sec.images.append((path, ("average output length (characters) against win rate and LC win rate; "
+                                 "a win rate that rises with length but an LC win rate that does not "
+                                 "points to length gaming")))
+    else:
+        sec.md = "_The alpaca results have no avg_length / win_rate metrics._"
+    return sec
+
+
+def _distributions(rs: ResultSet, comp: Comparison, out: Path, limit: int) -> _Section:
+    sec = _Section("Per-sample score distributions")
+    done = 0
+    skipped = 0
+    for s, m in comp.columns:
+        dists = {}
+        for g in comp.groups:
+            gd = rs.group(s, g)
+            if gd is None:
+                continue
+            vals = [v for unit in gd.sample_scores(m).values() for v in unit.values()]
+            if vals:
+                dists[g] = vals
+        if not dists:
+            continue
+        if done >= limit:
+            skipped += 1
+            continue
+        path = plots.score_distributions(dists, out / f"dist_{_slug(s)}_{_slug(m)}.png", title=f"{s}: {m}",
+                                         xlabel=m)
+        if path:
+            done += 1
+            sec.images.append((path, f"{s}/{m}: Gaussian KDE of per-sample scores, all seeds pooled"))
+    if not sec.images:
+        sec.md = "_No per-sample scores in the runs (samples.jsonl)._"
+    elif skipped:
+        sec.md = f"_{skipped} more metric(s) not plotted (limit {limit})._"
+    return sec
+
+
+def _radar_section(rs: ResultSet, out: Path) -> _Section | None:
+    if MTBENCH_SUITE not in rs.suites():
+        return None
+    sec = _Section("MT-bench by category")
+    values: dict[str, dict[str, float]] = {}
+    for g in rs.groups():  # global group order: the same colours as in the other figures
+        gd = rs.group(MTBENCH_SUITE, g)
+        if gd is None:
+            continue
+        cats = {}
+        for m in gd.metric_names():
+            if m.startswith(CATEGORY_PREFIX):
+                vals = list(gd.seed_values(m).values())
+                if vals:
+                    cats[m[len(CATEGORY_PREFIX):]] = sum(vals) / len(vals)
+        if cats:
+            values[g] = cats
+    path = plots.radar(values, out / "mtbench_radar.png") if values else None
+    if path:
+        sec.images.append((path, "mean single-answer grade per category over seeds"))
+    else:
+        sec.md = (f"_No per-category MT-bench metrics (`{CATEGORY_PREFIX}<name>`, at least 3 shared by every "
+                  "checkpoint) in the runs; radar skipped._")
+    return sec
+
+
+def _adapter_dirs(rs: ResultSet, group: str) -> list[tuple[str, Path]]:
+    out: dict[Path, str] = {}
+    for r in rs.rows:
+        if r["group"] != group or not r.get("adapter"):
+            continue
+        p = Path(r["adapter"])
+        candidates = [p] if p.is_absolute() else [p, rs.runs[r["run_id"]].path / p]
+        for c in candidates:
+            if (c / "metrics.jsonl").exists():
+                label = r["checkpoint"] + (f" (train seed {r['train_seed']})" if r.get("train_seed") is not None
+                                           and str(r["train_seed"]) not in r["checkpoint"] else "")
+                out.setdefault(c.resolve(), label)
+                break
+    return [(label, path) for path, label in out.items()]
+
+
+def _training_section(rs: ResultSet, out: Path) -> _Section | None:
+    sec = _Section("Training curves")
+    for g in rs.groups():
+        curves = {}
+        for label, path in _adapter_dirs(rs, g):
+            rows = [r for r in read_jsonl_tolerant(path / "metrics.jsonl") if isinstance(r, dict)]
+            if rows:
+                curves[label] = rows
+        if not curves:
+            continue
+        path = plots.training_curves(curves, out / f"training_{_slug(g)}.png", title=g)
+        if path:
+            sec.images.append((path, f"{g}: per-step training metrics from the adapters' metrics.jsonl"))
+    return sec if sec.images else None
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+figcaption{font-size:13px;color:#555}code{background:#f4f4f4;padding:0 3px}"""
+
+
+def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, baseline: str | None = None,
+                 metrics: Sequence[str] | None = None, test: str = "auto", correction: str = "holm",
+                 alpha: float = 0.05, conf: float = 0.95, iters: int = 10_000, seed: int = 0,
+                 title: str = "evalbench report", max_distributions: int = 12) -> ReportFiles:
+    """Write `report.md`, `report.html` and PNG plots into `out_dir`; returns their paths.
+
+    Options as in `compare_runs`; `max_distributions` caps the per-sample KDE figures.
+    """
+    from evalbench import __version__, progress
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rs = runs if isinstance(runs, ResultSet) else ResultSet(runs)
+    comp = compare_runs(rs, baseline=baseline, metrics=metrics, test=test, correction=correction, alpha=alpha,
+                        conf=conf, iters=iters, seed=seed)
+    sections: list[_Section] = [_runs_section(rs)]
+    sections.append(_Section(f"Comparison with '{comp.baseline}'", to_markdown(comp), to_html(comp)))
+    builders = [lambda: _bars(rs, comp, out), lambda: _length_section(rs, out),
+                lambda: _distributions(rs, comp, out, max_distributions), lambda: _radar_section(rs, out),
+                lambda: _training_section(rs, out)]
+    with progress.track("report plots", total=len(builders)) as bar:
+        for build in builders:
+            sec = build()
+            if sec is not None:
+                sections.append(sec)
+            bar.advance()
+    notes = list(comp.notes)
+    md = [f"# {title}", "", (f"_evalbench {__version__}; {len(rs.runs)} run(s), {len(rs.groups())} checkpoint "
+                            f"group(s), suites: {', '.join(rs.suites())}._"), ""]
+    e = html.escape
+    ht = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>",
+          f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+          (f"<p><em>evalbench {e(__version__)}; {len(rs.runs)} run(s), {len(rs.groups())} checkpoint group(s), "
+          f"suites: {e(', '.join(rs.suites()))}.</em></p>")]
+    images: list[Path] = []
+    for sec in sections:
+        md += [f"## {sec.title}", ""]
+        ht.append(f"<h2>{e(sec.title)}</h2>")
+        if sec.md:
+            md += [sec.md.rstrip(), ""]
+        if sec.html:
+            ht.append(sec.html)
+        elif sec.md:
+            ht.append(f"<p>{e(sec.md.strip('_'))}</p>")
+        for path, caption in sec.images:
+            images.append(path)
+            rel = path.relative_to(out).as_posix()
+            md += [f"![{caption}]({rel})", "", f"_{caption}_", ""]
+            ht.append(f"<figure><img src=\"{e(rel)}\" alt=\"{e(caption)}\"><figcaption>{e(caption)}</figcaption></figure>")
+    ht.append("</body></html>")
+    md_path, html_path = out / "report.md", out / "report.html"
+    write_text_atomic(md_path, "\n".join(md) + "\n")
+    write_text_atomic(html_path, "\n".join(ht) + "\n")
+    return ReportFiles(md_path, html_path, images, notes)
+
+
+__all__ = ["ReportFiles", "build_report"]

@@ -1,0 +1,140 @@
+"""compare_runs / `evalbench compare` on synthetic runs: tests chosen, corrections, marks, refusals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from evalbench.aggregate.compare import COMPARE_COLUMNS, compare_runs, to_csv, to_markdown, to_text
+from evalbench.aggregate.summarize import load_runs
+from evalbench.cli import main
+from evalbench.errors import InputError
+from tests.unit.synth_runs import Unit, make_run, scores
+
+ITERS = 2000
+
+
+def _three_groups(tmp_path, n=150):
+    """base: 3 generation seeds; dpo (clearly better) and ipo (same as base): 3 training seeds each."""
+    units = []
+    for s in range(3):
+        units.append(Unit("base", scores(n, 50, 20, s), seed=s))
+        units.append(Unit(f"dpo-s{s}", scores(n, 60, 20, 10 + s), group="dpo", train_seed=s, method="dpo"))
+        units.append(Unit(f"ipo-s{s}", scores(n, 50, 20, 20 + s), group="ipo", train_seed=s, method="ipo"))
+    return make_run(tmp_path, "r1", units)
+
+
+def test_clustered_paired_bootstrap_marks_the_real_difference_only(tmp_path):
+    comp = compare_runs(load_runs([_three_groups(tmp_path)]), baseline="base", iters=ITERS)
+    dpo = comp.outcomes[("dpo", "alpaca", "win_rate")]
+    ipo = comp.outcomes[("ipo", "alpaca", "win_rate")]
+    assert dpo.test == "clustered_bootstrap" and dpo.unit == "sample" and dpo.n_pairs == 150
+    assert dpo.significant is True and ipo.significant is False
+    # With every seed scoring every prompt, the clustered delta is the difference of the grand means.
+    cells = comp.cells
+    assert dpo.delta == pytest.approx(cells[("dpo", "alpaca", "win_rate")].mean
+                                      - cells[("base", "alpaca", "win_rate")].mean)
+    assert dpo.delta_ci_low < dpo.delta < dpo.delta_ci_high
+    # Holm adjusts upwards, BH never above Holm; both reported with the raw p.
+    for o in (dpo, ipo):
+        assert o.p_value <= o.p_bh <= o.p_holm <= 1.0
+        assert set(o.p_by_test) == {"bootstrap", "permutation", "sign", "wilcoxon", "welch"}
+    assert dpo.effect_size_kind == "cohens_dz" and dpo.effect_size > 0
+
+
+def test_markdown_underlines_significant_cells_and_csv_keeps_column_order(tmp_path):
+    comp = compare_runs(load_runs([_three_groups(tmp_path)]), baseline="base", iters=ITERS)
+    md = to_markdown(comp)
+    dpo_line = next(line for line in md.splitlines() if line.startswith("| dpo"))
+    ipo_line = next(line for line in md.splitlines() if line.startswith("| ipo"))
+    assert "<u>" in dpo_line and "<u>" not in ipo_line
+    assert "base (baseline)" in md
+    rows = list(csv.DictReader(io.StringIO(to_csv(comp))))
+    assert tuple(rows[0]) == COMPARE_COLUMNS
+    assert [r["group"] for r in rows] == ["base", "dpo", "ipo"]
+    assert "*" in next(line for line in to_text(comp).splitlines() if "dpo" in line)
+
+
+def test_welch_without_per_sample_scores_matches_scipy(tmp_path):
+    from scipy import stats
+
+    a = [50.0, 52.0, 51.0, 53.0]
+    b = [55.0, 58.0, 56.0, 57.5]
+    units = [Unit("base", None, seed=i, metrics={"lc": v}) for i, v in enumerate(a)]
+    units += [Unit(f"dpo-{i}", None, group="dpo", train_seed=i, metrics={"lc": v}) for i, v in enumerate(b)]
+    comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+    o = comp.outcomes[("dpo", "alpaca", "lc")]
+    ref = stats.ttest_ind(b, a, equal_var=False)
+    assert o.test == "welch" and o.unit == "seed"
+    assert o.p_value == pytest.approx(ref.pvalue) and o.delta == pytest.approx(np.mean(b) - np.mean(a))
+    assert o.effect_size_kind == "hedges_g"
+
+
+def test_one_seed_falls_back_to_per_sample_tests_and_says_so(tmp_path):
+    units = [Unit("base", scores(80, 50, 10, 0)), Unit("dpo", scores(80, 55, 10, 1))]
+    runs = load_runs([make_run(tmp_path, "r", units)])
+    o = compare_runs(runs, baseline="base", test="welch", iters=ITERS).outcomes[("dpo", "alpaca", "win_rate")]
+    assert o.test == "bootstrap" and "needs 2 seeds" in o.note and "fell back" in o.note
+    assert "welch" not in o.p_by_test
+
+
+def test_untestable_metric_is_reported_not_marked(tmp_path):
+    units = [Unit("base", None, metrics={"lc": 1.0}), Unit("dpo", None, metrics={"lc": 2.0})]
+    comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+    o = comp.outcomes[("dpo", "alpaca", "lc")]
+    assert o.p_value is None and o.significant is None and o.delta == pytest.approx(1.0)
+    assert "not testable" in o.note
+
+
+def test_failed_samples_are_dropped_from_both_sides(tmp_path):
+    a = [10.0, 20.0, None, 40.0, 50.0]
+    b = [12.0, 22.0, 33.0, None, 52.0]
+    units = [Unit("base", a), Unit("dpo", b)]
+    comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+    o = comp.outcomes[("dpo", "alpaca", "win_rate")]
+    # prompts 0, 1, 4 remain: differences 2, 2, 2
+    assert o.n_pairs == 3 and o.n_dropped == 2 and o.delta == pytest.approx(2.0)
+
+
+def test_different_prompt_sets_are_refused_naming_the_ids(tmp_path):
+    units = [Unit("base", [1.0, 2.0, 3.0], ids=["a", "b", "c"]), Unit("dpo", [1.0, 2.0, 3.0], ids=["a", "b", "z"])]
+    with pytest.raises(InputError, match=r"prompt sets differ.*1 only in 'dpo' \('z'\)"):
+        compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+
+
+def test_different_suite_versions_are_refused(tmp_path):
+    units = [Unit("base", [1.0, 2.0]), Unit("dpo", [1.0, 2.0], suite_version="2")]
+    with pytest.raises(InputError, match=r"suite versions differ"):
+        compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+
+
+def test_groups_without_a_common_suite_are_refused(tmp_path):
+    units = [Unit("base", [1.0, 2.0]), Unit("dpo", [1.0, 2.0], suite="mtbench")]
+    with pytest.raises(InputError, match="shares no suite"):
+        compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+
+
+def test_unknown_baseline_suggests(tmp_path):
+    runs = load_runs([_three_groups(tmp_path, n=20)])
+    with pytest.raises(InputError, match="did you mean 'dpo'"):
+        compare_runs(runs, baseline="dpp", iters=ITERS)
+    # a checkpoint name resolves to its group
+    assert compare_runs(runs, baseline="dpo-s1", iters=ITERS, run_tests=False).baseline == "dpo"
+
+
+def test_cli_compare_formats(tmp_path, capsys):
+    run = _three_groups(tmp_path, n=40)
+    out = tmp_path / "table.csv"
+    assert main(["-q", "compare", str(run), "--baseline", "base", "--iters", str(ITERS), "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == ",".join(COMPARE_COLUMNS)
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert main(["-q", "compare", str(run), "--format", "json", "--iters", str(ITERS),
+                 "--metrics", "alpaca:win_*"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["baseline"] == "base" and data["columns"] == ["alpaca/win_rate"]
+    assert main(["-q", "compare", str(run), "--baseline", "nope"]) == 2
+    assert "no checkpoint group 'nope'" in capsys.readouterr().err

@@ -1,0 +1,128 @@
+"""Across-seed aggregation and run loading on synthetic runs written through ResultsStore."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from evalbench.aggregate.summarize import (
+    AGGREGATE_FIELDS,
+    ResultSet,
+    aggregate_results,
+    aggregate_run,
+    load_runs,
+)
+from evalbench.errors import InputError
+from evalbench.store import ResultsStore
+from tests.unit.synth_runs import Unit, make_run
+
+# Student t quantile t_{0.975, 2} from printed tables (e.g. Abramowitz & Stegun, table 26.10): 4.303.
+T_975_DF2 = 4.302652729911275
+
+
+def _row(checkpoint, seed, value, group=None, train_seed=None, suite="alpaca", **metrics):
+    return {"suite": suite, "checkpoint": checkpoint, "group": group, "train_seed": train_seed, "seed": seed,
+            "metrics": {"win_rate": value, **metrics}}
+
+
+def test_mean_std_and_t_interval_by_hand():
+    rows = [_row("dpo-s1", 0, 1.0, "dpo", 1), _row("dpo-s2", 0, 2.0, "dpo", 2), _row("dpo-s3", 0, 3.0, "dpo", 3)]
+    (agg,) = aggregate_results(rows, bootstrap_iters=500)
+    # mean 2, sample std 1 (deviations -1, 0, 1; sum of squares 2 over n-1 = 2), sem 1/sqrt(3).
+    assert list(agg) == list(AGGREGATE_FIELDS)
+    assert agg["group"] == "dpo" and agg["n"] == 3
+    assert agg["mean"] == pytest.approx(2.0) and agg["std"] == pytest.approx(1.0)
+    half = T_975_DF2 / math.sqrt(3)
+    assert agg["ci_low"] == pytest.approx(2.0 - half, rel=1e-9)
+    assert agg["ci_high"] == pytest.approx(2.0 + half, rel=1e-9)
+    # the bootstrap interval of 3 values lies within their range
+    assert 1.0 <= agg["boot_low"] <= 2.0 <= agg["boot_high"] <= 3.0
+    assert agg["train_seeds"] == [1, 2, 3] and agg["seeds"] == [0]
+
+
+def test_training_and_generation_seeds_are_both_units_and_recorded():
+    rows = [_row("dpo-s1", 0, 1.0, "dpo", 1), _row("dpo-s1", 1, 3.0, "dpo", 1),
+            _row("dpo-s2", 0, 5.0, "dpo", 2), _row("dpo-s2", 1, 7.0, "dpo", 2)]
+    (agg,) = aggregate_results(rows, bootstrap_iters=200)
+    assert agg["n"] == 4 and agg["mean"] == pytest.approx(4.0)
+    assert agg["train_seeds"] == [1, 2] and agg["seeds"] == [0, 1]
+
+
+def test_one_seed_gives_none_spread_and_a_note_and_missing_values_are_counted():
+    rows = [_row("base", 0, 10.0, lc=None), _row("base", 1, None, lc=None)]
+    aggs = {a["metric"]: a for a in aggregate_results(rows, bootstrap_iters=100)}
+    wr = aggs["win_rate"]
+    assert wr["n"] == 1 and wr["mean"] == 10.0
+    assert wr["std"] is None and wr["ci_low"] is None and wr["boot_high"] is None
+    assert "one seed" in wr["note"] and "1 of 2" in wr["note"] and wr["n_missing"] == 1
+    assert aggs["lc"]["mean"] is None and aggs["lc"]["n"] == 0 and "no valid value" in aggs["lc"]["note"]
+
+
+def test_strings_are_not_metrics_and_groups_default_to_checkpoint():
+    rows = [_row("a", 0, 1.0, judge_name="gpt"), _row("a", 1, 2.0, judge_name="gpt"), _row("b", 0, 4.0, suite="x")]
+    aggs = aggregate_results(rows, bootstrap_iters=100)
+    assert {(a["suite"], a["group"], a["metric"]) for a in aggs} == {("alpaca", "a", "win_rate"),
+                                                                      ("x", "b", "win_rate")}
+
+
+def test_aggregate_run_reads_and_writes_summary(tmp_path):
+    path = make_run(tmp_path, "r", [Unit("base", [0.0, 100.0], seed=0), Unit("base", [100.0, 100.0], seed=1)])
+    rows = aggregate_run(path, bootstrap_iters=100, write=True)
+    assert rows[0]["mean"] == pytest.approx(75.0)  # seed means 50 and 100
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["aggregate"] == json.loads(json.dumps(rows))
+    assert len(summary["results"]) == 2  # kept
+
+
+def test_missing_summary_is_named_and_scanned_runs_without_one_are_skipped(tmp_path, caplog):
+    make_run(tmp_path, "done", [Unit("base", [1.0, 2.0])])
+    unfinished = ResultsStore(tmp_path).start({"x": 1}, "h", run_id="unfinished")
+    with pytest.raises(InputError, match=r"unfinished[/\\]summary.json"):
+        load_runs([unfinished.path])
+    runs = load_runs([tmp_path])
+    assert [r.run_id for r in runs] == ["done"]
+    assert "unfinished" in caplog.text
+
+
+def test_bad_summary_rows_name_file_and_field(tmp_path):
+    path = make_run(tmp_path, "r", [Unit("base", [1.0, 2.0])])
+    data = json.loads((path / "summary.json").read_text())
+    del data["results"][0]["metrics"]
+    (path / "summary.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"summary.json \[results\[0\]\.metrics\]"):
+        load_runs([path])
+    (path / "summary.json").write_text("{not json")
+    with pytest.raises(InputError, match="summary.json:1: invalid JSON"):
+        load_runs([path])
+
+
+def test_unknown_run_argument_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="not a run directory"):
+        load_runs(["nope"], results_root=tmp_path)
+
+
+def test_merging_runs_counts_identical_units_once_and_renames_conflicts(tmp_path):
+    a = make_run(tmp_path / "a", "ra", [Unit("base", [1.0, 2.0]), Unit("dpo", [3.0, 4.0])])
+    b = make_run(tmp_path / "b", "rb", [Unit("base", [1.0, 2.0]), Unit("ipo", [5.0, 6.0])])
+    c = make_run(tmp_path / "c", "rc", [Unit("base", [9.0, 9.0])])
+    rs = ResultSet(load_runs([a, b]))
+    assert rs.groups() == ["base", "dpo", "ipo"]
+    assert rs.group("alpaca", "base").n_units == 1  # same seed, same numbers: one unit
+    rs = ResultSet(load_runs([a, c]))
+    assert rs.groups() == ["base", "dpo", "base@rc"]
+    # more seeds of the same group in another run are merged
+    d = make_run(tmp_path / "d", "rd", [Unit("base", [2.0, 2.0], seed=1)])
+    rs = ResultSet(load_runs([a, d]))
+    assert rs.group("alpaca", "base").n_units == 2
+
+
+def test_metric_selectors(tmp_path):
+    path = make_run(tmp_path, "r", [Unit("base", [1.0, 2.0], metrics={"n_total": 2, "category/writing": 5.0,
+                                                                       "avg_length": 10})])
+    rs = ResultSet(load_runs([path]))
+    assert rs.metric_columns() == [("alpaca", "win_rate"), ("alpaca", "avg_length")]
+    assert rs.metric_columns(["alpaca:category/*"]) == [("alpaca", "category/writing")]
+    with pytest.raises(InputError, match="did you mean 'win_rate'"):
+        rs.metric_columns(["win_rat"])
