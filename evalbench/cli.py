@@ -25,6 +25,11 @@ COMMANDS: dict[str, str] = {
     "runs": "evalbench.store_cli:add_command",
     "score": "evalbench.score.cli:add_command",
     "demo": "evalbench.demo:add_command",
+    "compare": "evalbench.aggregate.cli:add_compare",
+    "gate": "evalbench.aggregate.cli:add_gate",
+    "export": "evalbench.report.cli:add_export",
+    "report": "evalbench.report.cli:add_report",
+    "analyze": "evalbench.report.cli:add_analyze",
     "run": "evalbench.run_cli:add_command",
 }
 
