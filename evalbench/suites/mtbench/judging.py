@@ -34,9 +34,9 @@ from evalbench.suites.mtbench.data import (NEED_REF_CATS, JudgePrompt, ModelAnsw
 __all__ = [
     "JUDGE_TEMPERATURE", "JUDGE_MAX_TOKENS", "EXPLANATION_MAX_CHARS", "RATING_OUTPUT_REGEX",
     "CHOICE_OUTPUT_REGEX", "SINGLE_PARSER", "PAIR_PARSER", "JudgeRequest", "PairOutcome",
-    "judge_sampling", "needs_reference", "single_prompt_name", "pair_prompt_name", "get_prompt",
-    "build_single_request", "build_pair_request", "build_pair_games", "game_winner", "combine_games",
-    "winner_name", "single_judgment", "pair_judgment",
+    "judge_sampling", "output_regex", "needs_reference", "single_prompt_name", "pair_prompt_name",
+    "get_prompt", "build_single_request", "build_pair_request", "build_pair_games", "game_winner",
+    "combine_games", "winner_name", "single_judgment", "pair_judgment",
 ]
 
 JUDGE_TEMPERATURE = 0.0
@@ -57,12 +57,34 @@ PAIR_PARSER = "bracket_choice"
 Turns = Sequence[str] | ModelAnswer
 
 
-def judge_sampling(kind: Literal["single", "pair"], *, constrained: bool = False) -> SamplingSpec:
-    """FastChat's judge decoding (temperature 0, 2048 tokens), optionally regex-constrained."""
-    regex = None
-    if constrained:
-        regex = RATING_OUTPUT_REGEX if kind == "single" else CHOICE_OUTPUT_REGEX
-    return SamplingSpec(temperature=JUDGE_TEMPERATURE, max_tokens=JUDGE_MAX_TOKENS, regex=regex)
+# "[[10]]" is 6 characters: at most 6 tokens with any byte-level tokenizer.
+_VERDICT_MAX_TOKENS = 6
+
+
+def output_regex(kind: Literal["single", "pair"], max_tokens: int = JUDGE_MAX_TOKENS) -> str:
+    """The constrained-output regex for a judge allowed `max_tokens` new tokens.
+
+    With the default budget this is RATING_OUTPUT_REGEX / CHOICE_OUTPUT_REGEX. A smaller budget
+    (small local judges with a short context) shortens the explanation to `max_tokens - 6`
+    characters, so the verdict always fits: a token holds at least one byte, hence at most one
+    ASCII character. (Text with multi-byte characters may need more tokens than characters.)
+    """
+    chars = max(0, min(EXPLANATION_MAX_CHARS, max_tokens - _VERDICT_MAX_TOKENS))
+    if chars == EXPLANATION_MAX_CHARS:
+        return RATING_OUTPUT_REGEX if kind == "single" else CHOICE_OUTPUT_REGEX
+    verdict = r"\[\[(10|[1-9])\]\]" if kind == "single" else r"\[\[[ABC]\]\]"
+    return r"[^\[\]]{0,%d}" % chars + verdict
+
+
+def judge_sampling(kind: Literal["single", "pair"], *, constrained: bool = False,
+                   max_tokens: int = JUDGE_MAX_TOKENS) -> SamplingSpec:
+    """FastChat's judge decoding (temperature 0, 2048 tokens), optionally regex-constrained.
+
+    `max_tokens` lowers the budget for judges with a short context; a constrained judge's
+    explanation is then shortened to fit (see `output_regex`).
+    """
+    regex = output_regex(kind, max_tokens) if constrained else None
+    return SamplingSpec(temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens, regex=regex)
 
 
 class JudgeRequest(NamedTuple):

@@ -1,0 +1,236 @@
+"""`evalbench mtbench judge`: grade FastChat answer files (published or saved) without generating.
+
+    evalbench mtbench judge --answers ../shared/data/mt_bench/model_answer/{alpaca-13b,gpt-4}.jsonl \\
+        --judge-url http://127.0.0.1:8000/v1 --judge-model my-judge [--constrained]
+    evalbench mtbench judge --answers a.jsonl b.jsonl --mode pair --baseline b \\
+        --judge-url ... --judge-model ...
+
+Each model is named by its answer file, as FastChat does (`vicuna-13b-v1.3.jsonl` is
+`vicuna-13b-v1.3` whatever its `model_id` says). The command writes a run (results/runs/<id>/)
+holding FastChat's `model_judgment/<judge>_single.jsonl` or `<judge>_pair.jsonl`, per-question
+SampleRecords, a radar plot (single grading) and summary.json. Every judge call goes through the
+cache, so rerunning the same command (or resuming with --run-id) makes zero judge calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from evalbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["add_command", "judge_answer_files", "summary_rows"]
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser("mtbench", help="MT-bench: judge FastChat answer files",
+                                   description="MT-bench tools that work on FastChat files.")
+    sub = parser.add_subparsers(dest="mtbench_command", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser(
+        "judge", help="grade FastChat model_answer files with any OpenAI-compatible judge",
+        description="Grade FastChat model_answer files (e.g. the published MT-bench answers) with a "
+                    "judge endpoint, without regenerating; writes a run with FastChat judgment files "
+                    "and a summary.")
+    p.add_argument("--answers", nargs="+", required=True, metavar="FILE",
+                   help="FastChat model_answer/<model>.jsonl files; the model is named by the file name")
+    p.add_argument("--judge-url", required=True, metavar="URL", help="OpenAI-compatible base URL (…/v1)")
+    p.add_argument("--judge-model", required=True, metavar="NAME", help="judge model name at that endpoint")
+    p.add_argument("--judge-key-env", metavar="VAR",
+                   help="environment variable holding the judge's API key (default: OPENAI_API_KEY for "
+                        "api.openai.com, no key otherwise)")
+    p.add_argument("--mode", choices=("single", "pair"), default="single",
+                   help="single-answer grading (default) or pairwise comparison")
+    p.add_argument("--baseline", metavar="MODEL",
+                   help="pair mode: compare every model with this one (default: all pairs)")
+    p.add_argument("--constrained", action="store_true",
+                   help="constrain the judge's output (vLLM structured outputs) so every verdict parses")
+    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help="results root (default: results)")
+    p.add_argument("--run-id", help="reuse a run id (resume)")
+    p.add_argument("--question-ids", type=int, nargs="+", metavar="ID", help="judge only these questions")
+    p.add_argument("--limit", type=int, metavar="N", help="judge only the first N questions")
+    p.add_argument("--questions", metavar="FILE", help="question.jsonl (default: MT-bench's)")
+    p.add_argument("--reference-answers", metavar="FILE",
+                   help="reference answers (default: FastChat's GPT-4)")
+    p.add_argument("--judge-prompts", metavar="FILE", help="judge_prompts.jsonl (default: FastChat's)")
+    p.add_argument("--judge-max-tokens", type=int, default=None, metavar="N",
+                   help="judge token budget (default 2048, FastChat's; lower it for small local judges)")
+    p.add_argument("--max-concurrency", type=int, default=8, metavar="N", help="parallel judge requests")
+    p.add_argument("--cache", type=Path, metavar="FILE",
+                   help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_judge_command)
+
+
+def summary_rows(run, suite, models: Sequence[str], judge: str, seed: int = 0) -> list[dict[str, Any]]:
+    """summary.json `results` rows (docs/results-format.md) for answer-file models (no adapters)."""
+    rows = []
+    for model in models:
+        samples = run.samples(suite=suite.name, checkpoint=model, seed=seed)
+        if not samples:
+            continue
+        metrics = suite.summarize(samples)
+        rows.append({"suite": suite.name, "suite_version": suite.version, "checkpoint": model, "group": model,
+                     "train_seed": None, "seed": seed, "base_model": None, "adapter": None,
+                     "adapter_sha256": None, "method": None, "judge": judge, "metrics": metrics,
+                     "n_samples": len(samples), "n_failed": metrics.get("n_failed", 0)})
+    return rows
+
+
+def _read_answer_files(paths: Sequence[str | Path], questions, wanted: set[int]) -> dict[str, dict[int, Any]]:
+    from evalbench.suites.mtbench.data import model_name_from_path, read_model_answers
+
+    out: dict[str, dict[int, Any]] = {}
+    first: dict[str, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        model = model_name_from_path(path)
+        if model in out:
+            raise InputError(f"model '{model}' is already named by {first[model]}; FastChat names a model by "
+                             "its file name, so answer files must have different names", path=path)
+        answers = read_model_answers(path, questions)
+        missing = sorted(wanted - answers.keys())
+        if missing:
+            log.warning("%s: no answer to %d selected question(s) (first: %s); they are not judged", path,
+                        len(missing), missing[0])
+        out[model] = {qid: a for qid, a in answers.items() if qid in wanted}
+        first[model] = path
+        if not out[model]:
+            raise InputError("no answers to the selected questions", path=path)
+    return out
+
+
+def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name: str,
+                       mode: Literal["single", "pair"] = "single", baseline: str | None = None,
+                       constrained: bool = False, options: Mapping[str, Any] | None = None,
+                       results: str | Path = "results", run_id: str | None = None,
+                       judge_endpoint: Mapping[str, Any] | None = None):
+    """Judge FastChat answer files into a new (or resumed) run; returns the `Run`.
+
+    Args:
+        answer_files: FastChat `model_answer/<model>.jsonl` files (model = file name).
+        judge: a CachedBackend for the judge; `judge_name` names it in FastChat files.
+        mode: "single" (1-10 grading of both turns) or "pair" (both orders; all pairs, or every
+            model against `baseline`, one of the files' models).
+        options: extra MTBenchOptions fields (question_ids, limit, judge_max_tokens, files).
+        judge_endpoint: recorded in the run spec (URL and model; never a key).
+
+    Raises:
+        InputError: unknown question ids, duplicate answers or missing turns (file, line and
+            field named), unknown judge prompt names, a baseline that is not among the models.
+    """
+    from evalbench.config import validate_spec
+    from evalbench.io import canonical_json, sha256_file, sha256_text
+    from evalbench.registry import did_you_mean
+    from evalbench.store import ResultsStore
+    from evalbench.suites.base import SuiteContext
+    from evalbench.suites.mtbench.data import model_name_from_path
+    from evalbench.suites.mtbench.suite import MTBench, MTBenchOptions, Side
+
+    if mode == "single" and baseline is not None:
+        raise InputError("--baseline applies only to --mode pair", field="--baseline")
+    if not answer_files:
+        raise InputError("no answer files given", field="--answers")
+    for path in answer_files:
+        if not Path(path).is_file():
+            raise InputError("answer file not found", path=path, field="--answers")
+    names = [model_name_from_path(p) for p in answer_files]
+    if mode == "pair":
+        if len(answer_files) < 2:
+            raise InputError("pair mode needs at least two answer files", field="--answers")
+        if baseline is not None and baseline not in names:
+            raise InputError(f"baseline '{baseline}' is not among the answer files' models"
+                             f"{did_you_mean(baseline, names)} (models: {', '.join(names)})",
+                             field="--baseline")
+    fields = dict(options or {})
+    fields.update(single=mode == "single", pairwise="none" if mode == "single" else
+                  ("baseline" if baseline else "all"), baseline=baseline)
+    opts = validate_spec(MTBenchOptions, fields, source="mtbench judge options")
+    suite = MTBench(opts)
+    questions = suite.questions()
+    selected = suite.selected()
+    answers = _read_answer_files(answer_files, questions, {q.question_id for q in selected})
+    spec = {"command": "mtbench judge", "mode": mode, "baseline": baseline, "constrained": constrained,
+            "judge": dict(judge_endpoint or {"model": judge_name}),
+            "answers": [{"model": m, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
+                        for m, p in zip(names, answer_files)],
+            "options": opts.model_dump(mode="json")}
+    store = ResultsStore(results)
+    run = store.start(spec, sha256_text(canonical_json(spec)), run_id=run_id, kind="mtbench-judge",
+                      data_files=[*map(Path, answer_files), *suite.data_files()])
+    ctx = SuiteContext(run=run, judge=judge, judge_name=judge_name, constrained_judge=constrained)
+    try:
+        if mode == "single":
+            for model in names:
+                suite.judge_answers(ctx, model, 0, answers[model], model=model)
+        else:
+            sides = [Side(m, m, answers[m]) for m in names]
+            suite.judge_pairs(ctx, 0, sides, suite.pairs(names, baseline), baseline=baseline)
+        suite.write_radar(ctx)
+        rows = summary_rows(run, suite, [m for m in names if m != baseline], judge_name)
+        summary: dict[str, Any] = {"results": rows, "aggregate": []}
+        try:
+            from evalbench.aggregate.summarize import aggregate_rows
+
+            summary["aggregate"] = aggregate_rows(rows)
+        except ImportError:  # the aggregation module is not there yet: the rows alone are complete
+            pass
+        run.write_summary(summary)
+        run.finish("success")
+    except BaseException as exc:
+        run.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "error", error=str(exc)[:500])
+        raise
+    return run
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+
+def _judge_command(args: argparse.Namespace) -> int:
+    from evalbench.cache import Cache
+    from evalbench.cache_cli import default_cache_path
+    from evalbench.generate.backend import CachedBackend
+    from evalbench.generate.client import OpenAICompatibleBackend
+
+    key_env = args.judge_key_env
+    if key_env is None and "api.openai.com" in args.judge_url:
+        key_env = "OPENAI_API_KEY"  # never send an OpenAI key to another host unless asked to
+    options: dict[str, Any] = {"question_ids": args.question_ids, "limit": args.limit,
+                               "questions_file": args.questions, "reference_file": args.reference_answers,
+                               "judge_prompts_file": args.judge_prompts}
+    if args.judge_max_tokens is not None:
+        options["judge_max_tokens"] = args.judge_max_tokens
+    options = {k: v for k, v in options.items() if v is not None}
+    backend = OpenAICompatibleBackend(args.judge_url, args.judge_model, api_key_env=key_env,
+                                      max_concurrency=args.max_concurrency)
+    judge = CachedBackend(backend, Cache(args.cache or default_cache_path()))
+    run = judge_answer_files(args.answers, judge=judge, judge_name=args.judge_model, mode=args.mode,
+                             baseline=args.baseline, constrained=args.constrained, options=options,
+                             results=args.out, run_id=args.run_id,
+                             judge_endpoint={"base_url": backend.base_url, "model": args.judge_model})
+    summary = run.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    if args.mode == "single":
+        cols = ["score", "turn_1", "turn_2", "n_failed"]
+    else:
+        cols = ["pairwise_win_rate", "n_pairwise_wins", "n_pairwise_losses", "n_pairwise_ties",
+                "n_pairwise_failed", "n_pairwise_inconsistent"]
+    print(f"MT-bench {args.mode} | judge: {args.judge_model}"
+          + (f" | baseline: {args.baseline}" if args.baseline else ""))
+    width = max([len("model")] + [len(r["checkpoint"]) for r in summary["results"]])
+    print("  ".join(["model".ljust(width), *cols]))
+    for row in sorted(summary["results"], key=lambda r: -(r["metrics"].get(cols[0]) or -1)):
+        print("  ".join([row["checkpoint"].ljust(width),
+                         *(_fmt(row["metrics"].get(c)).rjust(len(c)) for c in cols)]))
+    print(f"judge calls: {judge.misses} made, {judge.hits} from cache | run: {run.path}")
+    return 0
