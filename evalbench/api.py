@@ -168,14 +168,9 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
                     calls["judge"] = judge.misses
                     calls["cached"] += judge.hits
         rows = summarize_run(handle, suites, checkpoints, spec.seeds, judge_name)
-        summary: dict[str, Any] = {"results": rows}
-        try:
-            from evalbench.aggregate.summarize import aggregate_rows
+        from evalbench.aggregate.summarize import aggregate_results
 
-            summary["aggregate"] = aggregate_rows(rows)
-        except ImportError:  # pragma: no cover - aggregation module is part of the package
-            summary["aggregate"] = []
-        handle.write_summary(summary)
+        handle.write_summary({"results": rows, "aggregate": aggregate_results(rows)})
         header = handle.header()
         history = header.get("model_calls", []) + [calls]
         handle.update_header(model_calls=history)
