@@ -10,7 +10,8 @@ Which test decides a cell (`test="auto"`):
 1. the **paired bootstrap** of per-sample scores (`evalbench.aggregate.stats`), clustered by prompt
    when a group has several seed units that repeat the same prompts, when the suite's
    `SampleRecord.scores` carry the metric's key (docs/results-format.md, "Paired tests");
-2. otherwise **Welch's t-test** on per-seed values when both sides have at least two seeds;
+2. otherwise **Welch's t-test** on per-seed values when both sides have at least two seeds (and
+   not both sides constant over seeds, where the t statistic is undefined);
 3. otherwise no test: the cell is shown without a mark and the note says why.
 
 Asking for `welch` with one seed on a side says so and falls back to the per-sample test; asking
@@ -157,14 +158,24 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
         paired = False
     va, vb = a.seed_values(metric), b.seed_values(metric)
     seeds_ok = len(va) >= 2 and len(vb) >= 2
+    if seeds_ok and len(set(va.values())) == 1 and len(set(vb.values())) == 1:
+        # Both sides identical over seeds (deterministic decoding and judging do this): the t
+        # statistic is undefined, and calling any difference "real" from zero observed spread would
+        # turn every deterministic change into a significant one. No Welch test then.
+        if not paired or test == "welch":  # only worth saying where Welch would have decided
+            notes.append("zero spread over seeds on both sides: Welch's t-test is undefined")
+        seeds_ok = False
 
     if test == "auto":
         chosen = "bootstrap" if paired else ("welch" if seeds_ok else None)
     elif test == "welch":
         chosen = "welch" if seeds_ok else None
         if not seeds_ok:
-            notes.append(f"Welch's t-test needs 2 seeds per side ('{a.group}': {len(va)}, '{b.group}': "
-                         f"{len(vb)})" + ("; fell back to the per-sample paired bootstrap" if paired else ""))
+            if len(va) < 2 or len(vb) < 2:
+                notes.append(f"Welch's t-test needs 2 seeds per side ('{a.group}': {len(va)}, "
+                             f"'{b.group}': {len(vb)})")
+            if paired:
+                notes.append("fell back to the per-sample paired bootstrap")
             chosen = "bootstrap" if paired else None
     else:
         chosen = test if paired else None

@@ -138,3 +138,13 @@ def test_cli_compare_formats(tmp_path, capsys):
     assert data["baseline"] == "base" and data["columns"] == ["alpaca/win_rate"]
     assert main(["-q", "compare", str(run), "--baseline", "nope"]) == 2
     assert "no checkpoint group 'nope'" in capsys.readouterr().err
+
+
+def test_constant_values_over_seeds_are_not_called_significant(tmp_path):
+    # deterministic decoding and judging give the same value for every seed: no spread to test against
+    units = [Unit("base", None, seed=s, metrics={"lc": 50.0}) for s in range(2)]
+    units += [Unit("dpo", None, seed=s, metrics={"lc": 49.0}) for s in range(2)]
+    o = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS).outcomes[
+        ("dpo", "alpaca", "lc")]
+    assert o.p_value is None and o.significant is None and "zero spread" in o.note
+    assert o.delta == pytest.approx(-1.0)
