@@ -14,6 +14,7 @@ Formats (alpaca_eval's own):
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -32,8 +33,10 @@ __all__ = [
     "ModelOutput", "Annotations",
     "read_model_outputs", "write_model_outputs", "load_eval_set",
     "read_annotations", "read_instruction_difficulty", "load_instruction_difficulty",
-    "read_gamed_rows", "load_gamed_rows",
+    "read_gamed_rows", "load_gamed_rows", "match_instructions",
 ]
+
+log = logging.getLogger(__name__)
 
 HUB_REPO = "tatsu-lab/alpaca_eval"
 # The AlpacaEval 2 eval set: 805 instructions with the gpt-4-1106-preview reference outputs.
@@ -266,3 +269,51 @@ def load_gamed_rows() -> GamedRows:
     """The gamed baselines' rows used to regularise the LC GLM (data dir or hub)."""
     relpath, hub = GAMED_ROWS
     return read_gamed_rows(resolve(relpath, hub=hub))
+
+
+_MAX_LISTED = 5
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def match_instructions(instructions: Iterable[str], eval_set: list[ModelOutput] | tuple[ModelOutput, ...], *,
+                       path: str | Path | None = None, what: str = "row",
+                       set_name: str = "the AlpacaEval 2 eval set") -> np.ndarray:
+    """Position in `eval_set` of each instruction, matched by content (exact string equality).
+
+    Raises:
+        InputError (naming `path`) listing the first instructions that are not in the eval set, or
+        that repeat an earlier one. Fewer instructions than the eval set is allowed (logged).
+    """
+    where: dict[str, int] = {}
+    for i, row in enumerate(eval_set):
+        where.setdefault(row.instruction, i)
+    texts = list(instructions)
+    positions = np.full(len(texts), -1, dtype=int)
+    unknown: list[str] = []
+    seen: dict[int, int] = {}
+    repeated: list[str] = []
+    for i, text in enumerate(texts):
+        pos = where.get(text)
+        if pos is None:
+            unknown.append(f"{what} {i}: {_short(text)!r}")
+            continue
+        if pos in seen:
+            repeated.append(f"{what} {i} repeats {what} {seen[pos]}")
+        seen[pos] = i
+        positions[i] = pos
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} of {len(texts)} instruction(s) are not in {set_name} "
+            f"({len(eval_set)} instructions; compared by content); first: " + "; ".join(unknown[:_MAX_LISTED]),
+            path=path, field="instruction")
+    if repeated:
+        raise InputError(f"{len(repeated)} instruction(s) appear twice; first: " + "; ".join(repeated[:_MAX_LISTED]),
+                         path=path, field="instruction")
+    if len(texts) < len(eval_set):
+        log.warning("%s: %d of %d eval instructions are present; the metrics cover those rows only",
+                    path or "outputs", len(texts), len(eval_set))
+    return positions

@@ -24,20 +24,16 @@ from evalbench.errors import InputError
 from evalbench.score.winrate import (LC_METRICS, LEADERBOARD_METRICS, GamedRows, length_controlled_winrate,
                                      win_rate_metrics)
 from evalbench.suites.alpaca.data import (REFERENCE_GENERATOR, Annotations, ModelOutput, load_eval_set,
-                                          load_gamed_rows, load_instruction_difficulty, read_annotations)
+                                          load_gamed_rows, load_instruction_difficulty, match_instructions,
+                                          read_annotations)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESULT_KEYS", "check_against_eval_set", "score_annotations", "rescore_annotations", "add_command"]
+__all__ = ["RESULT_KEYS", "check_against_eval_set", "score_annotations", "rescore_annotations", "print_table",
+           "add_command"]
 
 # Keys of each result row, in output order.
 RESULT_KEYS: tuple[str, ...] = ("model", *LEADERBOARD_METRICS, *LC_METRICS)
-_MAX_LISTED = 5
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def check_against_eval_set(ann: Annotations, eval_set: Sequence[ModelOutput]) -> np.ndarray:
@@ -46,31 +42,7 @@ def check_against_eval_set(ann: Annotations, eval_set: Sequence[ModelOutput]) ->
     Raises InputError (naming the file) listing the first rows whose instruction is not in the eval
     set, or that repeat an earlier row. Fewer rows than the eval set is allowed (logged).
     """
-    where = {row.instruction: i for i, row in enumerate(eval_set)}
-    positions = np.full(len(ann), -1, dtype=int)
-    unknown: list[str] = []
-    seen: dict[int, int] = {}
-    repeated: list[str] = []
-    for i, text in enumerate(ann.instruction):
-        pos = where.get(text)
-        if pos is None:
-            unknown.append(f"row {i}: {_short(text)!r}")
-            continue
-        if pos in seen:
-            repeated.append(f"row {i} repeats row {seen[pos]}")
-        seen[pos] = i
-        positions[i] = pos
-    if unknown:
-        raise InputError(
-            f"{len(unknown)} of {len(ann)} instruction(s) are not in the AlpacaEval 2 eval set "
-            f"({len(eval_set)} instructions); first: " + "; ".join(unknown[:_MAX_LISTED]), path=ann.path)
-    if repeated:
-        raise InputError(f"{len(repeated)} instruction(s) are annotated twice; first: "
-                         + "; ".join(repeated[:_MAX_LISTED]), path=ann.path)
-    if len(ann) < len(eval_set):
-        log.warning("%s: %d of %d eval instructions are annotated; the metrics cover those rows only",
-                    ann.path, len(ann), len(eval_set))
-    return positions
+    return match_instructions(ann.instruction, list(eval_set), path=ann.path)
 
 
 def score_annotations(ann: Annotations, instruction_difficulty: np.ndarray, gamed: GamedRows | None,
@@ -167,11 +139,12 @@ def _run(args) -> int:
         out = [{k: _jsonable(row[k]) for k in RESULT_KEYS} for row in rows]
         sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
     else:
-        _print_table(rows)
+        print_table(rows)
     return 0
 
 
-def _print_table(rows: Sequence[dict[str, Any]]) -> None:
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    """Print the leaderboard columns of `rows` as a table on stdout (None / NaN shown as '-')."""
     from rich.console import Console
     from rich.table import Table
 
@@ -189,7 +162,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             value = row[key]
             if fmt is None:
                 cells.append(str(value))
-            elif isinstance(value, float) and not math.isfinite(value):
+            elif value is None or (isinstance(value, float) and not math.isfinite(value)):
                 cells.append("-")
             else:
                 cells.append(format(value, fmt))

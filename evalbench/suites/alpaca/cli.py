@@ -1,0 +1,150 @@
+"""`evalbench alpaca judge`: judge an existing model_outputs.json against the AlpacaEval 2 references.
+
+    evalbench alpaca judge --outputs model_outputs.json --judge-url URL --judge-model NAME
+        [--judge-key-env VAR] [--constrained] [--out DIR] [--judge-prompt FILE] [--max-output-chars N]
+
+The outputs are matched to the eval set by instruction content (an error lists the first
+mismatches; fewer rows than the eval set is allowed and reported as `n_total`). Every judgment goes
+through the cache ($EVALBENCH_HOME/cache.sqlite unless --cache/--no-cache), so a rerun makes zero
+judge calls. Writes `annotations.json` (alpaca_eval's format) and `metrics.json` into --out
+(default: the outputs file's directory) and prints the leaderboard columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser("alpaca", help="AlpacaEval 2 tools (judge a model_outputs.json)")
+    sub = parser.add_subparsers(dest="alpaca_command", metavar="ACTION")
+    sub.required = True
+    judge = sub.add_parser(
+        "judge", help="judge a model_outputs.json with the weighted pairwise judge",
+        description="Judge an alpaca_eval model_outputs.json against the gpt4_1106_preview references with "
+                    "the log-prob weighted pairwise judge (weighted_alpaca_eval_gpt4_turbo prompt) on any "
+                    "OpenAI-compatible endpoint; writes annotations.json and metrics.json.")
+    judge.add_argument("--outputs", required=True, type=Path, help="model_outputs.json (one generator)")
+    judge.add_argument("--judge-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    judge.add_argument("--judge-model", required=True, help="model name on that endpoint")
+    judge.add_argument("--judge-key-env", default="OPENAI_API_KEY",
+                       help="environment variable holding the API key (default: OPENAI_API_KEY)")
+    judge.add_argument("--constrained", action="store_true",
+                       help="restrict the verdict token to m / M (vLLM structured outputs; local judges)")
+    judge.add_argument("--out", type=Path, help="output directory (default: the outputs file's directory)")
+    judge.add_argument("--judge-prompt", type=Path, help="ChatML prompt file with {instruction} {output_1} "
+                       "{output_2} (default: alpaca_eval's weighted_alpaca_eval_gpt4_turbo prompt)")
+    judge.add_argument("--max-output-chars", type=int, help="cut each output shown to the judge (small contexts)")
+    judge.add_argument("--order-seed", type=int, default=0, help="seed of the presentation order (default 0)")
+    judge.add_argument("--eval-set", type=Path, help="model_outputs.json-format references (default: AlpacaEval 2)")
+    judge.add_argument("--concurrency", type=int, default=8, help="parallel judge requests (default 8)")
+    judge.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
+    judge.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    judge.add_argument("--json", action="store_true", dest="as_json", help="print the metrics as JSON")
+    judge.set_defaults(func=run_judge)
+
+
+def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, judge_key_env: str | None = None,
+               constrained: bool = False, out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
+               max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
+               concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True) -> dict[str, Any]:
+    """Judge one model_outputs.json; returns the metrics row (also written to out_dir/metrics.json).
+
+    Raises:
+        InputError: unreadable outputs, instructions outside the eval set (first mismatches listed),
+            several generators in one file, a bad judge prompt.
+    """
+    import numpy as np
+
+    from evalbench.cache import Cache
+    from evalbench.cache_cli import default_cache_path
+    from evalbench.errors import InputError
+    from evalbench.generate.backend import CachedBackend
+    from evalbench.generate.client import OpenAICompatibleBackend
+    from evalbench.io import write_json_atomic
+    from evalbench.suites.alpaca.data import match_instructions, read_model_outputs
+    from evalbench.suites.alpaca.suite import (
+        AlpacaEval2,
+        AlpacaOptions,
+        EvalRow,
+        score_rows,
+        summarize_samples,
+    )
+
+    outputs_path = Path(outputs_path)
+    outputs = read_model_outputs(outputs_path)
+    generators = sorted({o.generator for o in outputs})
+    if len(generators) > 1:
+        raise InputError(f"expected one generator per file, found {generators[:5]}", path=outputs_path,
+                         field="generator")
+    suite = AlpacaEval2(AlpacaOptions(eval_set=str(eval_set) if eval_set else None,
+                                      judge_prompt=str(judge_prompt) if judge_prompt else None,
+                                      judge_max_output_chars=max_output_chars, judge_order_seed=order_seed))
+    data = suite.eval_set()
+    positions = match_instructions([o.instruction for o in outputs], data, path=outputs_path)
+    rows = [EvalRow(int(p), data[p].instruction, data[p].output, data[p].dataset, data[p].generator)
+            for p in positions]
+    if any(p != i for i, p in enumerate(positions)):
+        log.info("%s: rows are not in eval-set order; instruction difficulty is taken by content", outputs_path)
+    empty = sum(1 for o in outputs if not o.output.strip())
+    if empty:
+        log.warning("%s: %d empty output(s); they are judged as answers (and counted in n_empty_outputs)",
+                    outputs_path, empty)
+    prompt = suite.prompt()
+    backend = OpenAICompatibleBackend(judge_url, judge_model, api_key_env=judge_key_env, max_concurrency=concurrency)
+    cache = Cache(cache_path or default_cache_path()) if use_cache else None
+    judge = CachedBackend(backend, cache)
+    generator = generators[0]
+    samples, annotations = score_rows(
+        judge, rows, [o.output for o in outputs], prompt=prompt, checkpoint=generator, seed=0,
+        difficulty=suite.difficulty(rows), constrained=constrained, order_seed=order_seed,
+        max_output_chars=max_output_chars, annotator=f"{prompt.name}:{judge_model}")
+    metrics = summarize_samples(samples)
+    out_dir = Path(out_dir) if out_dir is not None else outputs_path.parent
+    write_json_atomic(out_dir / "annotations.json", annotations)
+    row: dict[str, Any] = {"model": generator, **metrics}
+    failures = [s.error for s in samples if s.error]
+    write_json_atomic(out_dir / "metrics.json", {
+        **{k: _jsonable(v) for k, v in row.items()},
+        "judge": {"base_url": backend.base_url, "model": judge_model, "prompt": prompt.source,
+                  "prompt_sha256": prompt.sha256, "constrained": constrained, "max_output_chars": max_output_chars,
+                  "order_seed": order_seed},
+        "judge_calls": judge.misses, "cache_hits": judge.hits, "first_failure": failures[0] if failures else None,
+        "n_rows": len(outputs), "n_eval_set": len(data)})
+    if len(np.unique(positions)) < len(data):
+        log.warning("%s: %d of %d eval instructions judged; n_total = %s", outputs_path, len(outputs), len(data),
+                    metrics["n_total"])
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    row = judge_file(args.outputs, judge_url=args.judge_url, judge_model=args.judge_model,
+                     judge_key_env=args.judge_key_env, constrained=args.constrained, out_dir=args.out,
+                     judge_prompt=args.judge_prompt, max_output_chars=args.max_output_chars,
+                     order_seed=args.order_seed, eval_set=args.eval_set, concurrency=args.concurrency,
+                     cache_path=args.cache, use_cache=not args.no_cache)
+    if args.as_json:
+        sys.stdout.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2) + "\n")
+    else:
+        from evalbench.suites.alpaca.rescore import print_table
+
+        print_table([row])
+        if row.get("n_failed"):
+            print(f"{row['n_failed']} judgment(s) failed: see metrics.json / annotations.json 'error'")
+    out_dir = args.out or args.outputs.parent
+    print(f"wrote {out_dir / 'annotations.json'} and {out_dir / 'metrics.json'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,368 @@
+"""AlpacaEval 2's weighted pairwise judge, run through evalbench backends.
+
+Behaviour of the `weighted_alpaca_eval_gpt4_turbo` annotator (tatsu-lab/alpaca_eval,
+`evaluators_configs/weighted_alpaca_eval_gpt4_turbo/configs.yaml`; Dubois et al. 2024),
+re-implemented here:
+
+* Prompt: the annotator's ChatML file (`<|im_start|>role ... <|im_end|>`), read at run time from the
+  installed `alpaca_eval` package; placeholders `{instruction}`, `{output_1}`, `{output_2}` are filled
+  (alpaca_eval's `utils.make_prompts` syntax: `{name}` without whitespace) and the text is split into
+  chat messages the way alpaca_eval's `openai_completions` does (`utils.prompt_to_chatml`: role on the
+  first line, content stripped, `system name=x` becomes a system message with `name`).
+* Order: output_1 is the reference and output_2 the candidate, presented in a random order chosen
+  per instruction (alpaca_eval seeds on the instruction too), here `stable_hash(instruction, seed)`;
+  the choice is stored as alpaca_eval's `is_switched_outputs` (True: the candidate is shown first,
+  labelled `m`).
+* Verdict: one token, temperature 0, `logprobs` with `top_logprobs=5`; the preference is
+  `2 - P(m) / (P(m) + P(M))` over the top-5 candidates of that token
+  (`evalbench.judge.logprob.parse_logprob_preference`), mapped back to "candidate vs reference".
+  alpaca_eval samples this token at temperature 1 ("should make no effect" since only the
+  log-probs are read); we decode greedily so a cached verdict is also the reproducible one.
+* Identical outputs are a draw (1.5) without a judge call, as alpaca_eval's pairwise annotator does.
+* Local judges: `constrained=True` adds vLLM `structured_outputs.choice = ["m", "M"]`, so the first
+  token is always a label. (vLLM applies the grammar mask before it computes log-probs, so the top
+  log-probs then hold exactly the two labels, renormalised.)
+
+A verdict that holds neither label, a judge reply without log-probs, or a failed request is a
+`Judgment` with `preference=None` and the reason in `error`; it is counted, never dropped silently
+or averaged in. Nothing here imports alpaca_eval (its import changes the root logger's level); the
+prompt file is found with `importlib.resources` on the package's spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalbench.config import SamplingSpec
+from evalbench.errors import InputError, MissingExtra
+from evalbench.io import sha256_text, stable_hash
+from evalbench.judge.logprob import (
+    FIRST_LABEL,
+    SECOND_LABEL,
+    parse_logprob_preference,
+    to_candidate_preference,
+)
+from evalbench.types import Generation, GenRequest, Message
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ANNOTATOR",
+    "JUDGE_TOP_LOGPROBS",
+    "PLACEHOLDERS",
+    "JudgePrompt",
+    "Judgment",
+    "Pair",
+    "annotation_row",
+    "build_request",
+    "candidate_first",
+    "chatml_to_messages",
+    "fill_template",
+    "judge_pairs",
+    "judge_sampling",
+    "load_annotator_prompt",
+    "load_prompt_file",
+    "parse_judgment",
+    "resolve_prompt",
+]
+
+ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
+JUDGE_TOP_LOGPROBS = 5
+PLACEHOLDERS = ("instruction", "output_1", "output_2")
+_IM_START, _IM_END = "<|im_start|>", "<|im_end|>"
+# alpaca_eval's placeholder syntax (utils.make_prompts): `{name}` where name has no whitespace.
+_PLACEHOLDER = re.compile(r"{([^ \s]+?)}")
+
+
+# ------------------------------------------------------------------------------------- prompts
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A judge prompt: ChatML text with the three placeholders, where it came from, its sha256."""
+
+    name: str
+    template: str
+    source: str
+
+    @property
+    def sha256(self) -> str:
+        return sha256_text(self.template)
+
+
+def _alpaca_eval_files():
+    """The installed alpaca_eval package as an importlib.resources Traversable, without executing
+    its `__init__` (which imports 2000 modules and sets the root logger to INFO)."""
+    import importlib.resources
+    import importlib.util
+
+    spec = importlib.util.find_spec("alpaca_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtra("alpaca_eval", "eval")
+    return importlib.resources.files(importlib.util.module_from_spec(spec))
+
+
+def load_annotator_prompt(annotator: str = ANNOTATOR) -> JudgePrompt:
+    """The prompt of an alpaca_eval annotator config shipped in the installed package.
+
+    Reads `evaluators_configs/<annotator>/configs.yaml`, follows its `prompt_template` (relative to
+    `evaluators_configs/`) and validates the template.
+
+    Raises:
+        MissingExtra: alpaca-eval is not installed (the `eval` extra).
+        InputError: unknown annotator, or a config/prompt that does not have the expected shape.
+    """
+    import yaml
+
+    configs = _alpaca_eval_files() / "evaluators_configs"
+    cfg_file = configs / annotator / "configs.yaml"
+    if not cfg_file.is_file():
+        raise InputError(f"alpaca_eval has no annotator config '{annotator}'", path=str(cfg_file))
+    cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+    try:
+        relpath = cfg[annotator]["prompt_template"]
+    except (KeyError, TypeError):
+        raise InputError(f"no {annotator}.prompt_template in the annotator config", path=str(cfg_file),
+                         field="prompt_template") from None
+    prompt_file = configs.joinpath(*Path(relpath).parts)
+    if not prompt_file.is_file():
+        raise InputError("the annotator's prompt file is missing from the installed alpaca_eval",
+                         path=str(prompt_file))
+    template = prompt_file.read_text(encoding="utf-8")
+    _validate_template(template, str(prompt_file))
+    return JudgePrompt(name=annotator, template=template, source=f"alpaca_eval:evaluators_configs/{relpath}")
+
+
+def load_prompt_file(path: str | Path) -> JudgePrompt:
+    """A judge prompt from a file in the same format (ChatML with {instruction}, {output_1}, {output_2})."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("judge prompt file not found", path=path, field="judge_prompt")
+    template = path.read_text(encoding="utf-8")
+    _validate_template(template, str(path))
+    return JudgePrompt(name=f"custom:{path.stem}", template=template, source=str(path.resolve()))
+
+
+def resolve_prompt(path: str | Path | None = None) -> JudgePrompt:
+    """`path`'s prompt if given, else the weighted_alpaca_eval_gpt4_turbo annotator's."""
+    return load_prompt_file(path) if path is not None else load_annotator_prompt()
+
+
+def _validate_template(template: str, source: str) -> None:
+    names = _PLACEHOLDER.findall(template)
+    for key in PLACEHOLDERS:
+        if names.count(key) != 1:
+            raise InputError(f"the judge prompt must contain {{{key}}} exactly once (found {names.count(key)})",
+                             path=source, field=key)
+    chatml_to_messages(template, source=source)
+
+
+def fill_template(template: str, values: Mapping[str, str]) -> str:
+    """Replace the first `{name}` of each key in `values` (alpaca_eval's make_prompts, batch size 1).
+
+    One pass over the template: a placeholder-like string inside a filled value (an instruction that
+    quotes "{output_2}") is left as is, where alpaca_eval's successive `str.replace` calls would
+    substitute it. Other `{...}` in the template (the prompt's JSON braces) are kept.
+    """
+    done: set[str] = set()
+
+    def sub(match: re.Match) -> str:
+        key = match.group(1)
+        if key in values and key not in done:
+            done.add(key)
+            return str(values[key])
+        return match.group(0)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def chatml_to_messages(prompt: str, *, source: str | None = None) -> tuple[Message, ...]:
+    """Split a ChatML prompt into chat messages, as alpaca_eval's `utils.prompt_to_chatml` does.
+
+    The prompt (stripped) must start with `<|im_start|>` and end with `<|im_end|>`. Each block's
+    first line is the role, the rest up to `<|im_end|>` (stripped) the content; a role written
+    `system name=example_user` becomes role `system` with `name: example_user`.
+    """
+    text = prompt.strip()
+    if not text.startswith(_IM_START) or not text.endswith(_IM_END):
+        raise InputError(f"the judge prompt must start with {_IM_START} and end with {_IM_END} (ChatML, as "
+                         "alpaca_eval's prompts)", path=source, field="judge_prompt")
+    messages: list[Message] = []
+    for block in text.split(_IM_START)[1:]:
+        head, _, rest = block.partition("\n")
+        role = head.strip()
+        content = rest.split(_IM_END, 1)[0].strip()
+        message: dict[str, str] = {"role": role, "content": content}
+        if role.startswith("system") and role != "system":
+            message["role"] = "system"
+            for part in role[len("system"):].split(" "):
+                if part:
+                    key, _, value = part.partition("=")
+                    message[key] = value
+        if not message["role"]:
+            raise InputError("a ChatML block has no role", path=source, field="judge_prompt")
+        messages.append(message)
+    return tuple(messages)
+
+
+# ---------------------------------------------------------------------------------- requests
+
+def candidate_first(instruction: str, seed: int = 0) -> bool:
+    """Whether the candidate is presented first (labelled `m`); alpaca_eval's `is_switched_outputs`.
+
+    Seeded by the instruction's content (as alpaca_eval's `random_seed_column: instruction`), so every
+    checkpoint meets the reference in the same order on the same instruction.
+    """
+    return bool(stable_hash("alpaca/is_switched_outputs", instruction, seed) & 1)
+
+
+def judge_sampling(constrained: bool = False) -> SamplingSpec:
+    """One verdict token at temperature 0 with the top-5 log-probs; optionally restricted to m / M."""
+    return SamplingSpec(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=JUDGE_TOP_LOGPROBS,
+                        choice=(FIRST_LABEL, SECOND_LABEL) if constrained else None)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One comparison: the candidate's output against the reference output for an instruction."""
+
+    instruction: str
+    reference: str  # alpaca_eval's output_1
+    candidate: str  # alpaca_eval's output_2
+
+
+def _clip(text: str, max_chars: int | None) -> str:
+    return text if max_chars is None else text[:max_chars]
+
+
+def build_request(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
+                  max_output_chars: int | None = None) -> tuple[GenRequest, bool]:
+    """The judge request for `pair` and whether the candidate was presented first.
+
+    `max_output_chars` cuts each output shown to the judge (for small-context local judges); the
+    leaderboard shows them whole (None).
+    """
+    first = candidate_first(pair.instruction, seed)
+    ref, cand = _clip(pair.reference, max_output_chars), _clip(pair.candidate, max_output_chars)
+    shown_1, shown_2 = (cand, ref) if first else (ref, cand)
+    text = fill_template(prompt.template, {"instruction": pair.instruction, "output_1": shown_1,
+                                           "output_2": shown_2})
+    return GenRequest(messages=chatml_to_messages(text, source=prompt.source),
+                      sampling=judge_sampling(constrained)), first
+
+
+# ---------------------------------------------------------------------------------- verdicts
+
+@dataclass(frozen=True)
+class Judgment:
+    """One verdict. `preference` is about the candidate: in [1, 2], 2 = the candidate wins, None on
+    failure (then `error` says why). `judged` is False for identical outputs (a draw, no call)."""
+
+    preference: float | None
+    is_switched_outputs: bool
+    raw_completion: dict[str, Any] | None = None
+    error: str | None = None
+    judged: bool = True
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.preference is not None
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _raw_completion(gen: Generation) -> dict[str, Any] | None:
+    """The judge's reply in the OpenAI chat-choice shape alpaca_eval stores as `raw_completion`."""
+    if not gen.choices:
+        return None
+    choice = gen.choices[0]
+    raw: dict[str, Any] = {"text": choice.text, "finish_reason": choice.finish_reason, "index": 0,
+                           "message": {"role": "assistant", "content": choice.text}}
+    if choice.logprobs is not None:
+        raw["logprobs"] = {"content": [
+            {"token": t.token, "logprob": _finite_or_none(t.logprob),
+             "top_logprobs": [{"token": tok, "logprob": lp} for tok, lp in t.top]}
+            for t in choice.logprobs]}
+    else:
+        raw["logprobs"] = None
+    if gen.usage:
+        raw["total_tokens"] = sum(v for v in gen.usage.values() if isinstance(v, int))
+    return raw
+
+
+def parse_judgment(gen: Generation, *, is_switched_outputs: bool) -> Judgment:
+    """Turn the judge's reply into a Judgment (candidate-oriented preference or a failure reason)."""
+    raw = _raw_completion(gen)
+    if not gen.ok:
+        return Judgment(None, is_switched_outputs, raw, f"judge request failed: {gen.error or 'no choices'}",
+                        cached=gen.cached)
+    choice = gen.choices[0]
+    if not choice.logprobs:
+        return Judgment(None, is_switched_outputs, raw,
+                        f"the judge returned no log-probs (reply {choice.text[:40]!r}); the endpoint must "
+                        f"support logprobs with top_logprobs={JUDGE_TOP_LOGPROBS}", cached=gen.cached)
+    top = choice.logprobs[0].top
+    if not top:
+        return Judgment(None, is_switched_outputs, raw,
+                        f"the judge returned no top_logprobs for its first token (reply {choice.text[:40]!r})",
+                        cached=gen.cached)
+    parsed = parse_logprob_preference(list(top))
+    if parsed.preference is None:
+        return Judgment(None, is_switched_outputs, raw, f"unparseable verdict: {parsed.error}", cached=gen.cached)
+    pref = to_candidate_preference(parsed.preference, candidate_first=is_switched_outputs)
+    return Judgment(float(pref), is_switched_outputs, raw, cached=gen.cached)
+
+
+def judge_pairs(judge, pairs: Sequence[Pair], prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
+                max_output_chars: int | None = None, desc: str | None = None) -> list[Judgment]:
+    """Judge every pair through `judge` (a CachedBackend: a rerun makes zero judge calls).
+
+    Returns one Judgment per pair, in order. Identical outputs are a draw without a call. Transport
+    failures that survive the client's retries propagate (ServerError); verdicts received before
+    are cached.
+    """
+    out: list[Judgment | None] = [None] * len(pairs)
+    requests: list[GenRequest] = []
+    where: list[tuple[int, bool]] = []
+    for i, pair in enumerate(pairs):
+        if pair.candidate == pair.reference:
+            out[i] = Judgment(1.5, candidate_first(pair.instruction, seed), None, None, judged=False)
+            continue
+        req, first = build_request(pair, prompt, seed=seed, constrained=constrained,
+                                   max_output_chars=max_output_chars)
+        requests.append(req)
+        where.append((i, first))
+    if requests:
+        gens = judge.generate(requests, desc=desc or f"alpaca judge ({len(requests)} pairs)")
+        for (i, first), gen in zip(where, gens):
+            out[i] = parse_judgment(gen, is_switched_outputs=first)
+    failed = [j for j in out if j is not None and not j.ok]
+    if failed:
+        log.warning("%d of %d judgments failed; first reason: %s", len(failed), len(pairs), failed[0].error)
+    return out  # type: ignore[return-value]
+
+
+def annotation_row(pair: Pair, judgment: Judgment, *, generator_1: str, generator_2: str,
+                   dataset: str | None, annotator: str) -> dict[str, Any]:
+    """One row of an alpaca_eval annotations.json (output_1 = reference, output_2 = candidate).
+
+    `preference` is null for a failed judgment and `error` carries the reason, so the file keeps
+    every row; alpaca_eval's own readers treat null as "no annotation".
+    """
+    row: dict[str, Any] = {"instruction": pair.instruction, "output_1": pair.reference, "generator_1": generator_1}
+    if dataset is not None:
+        row["dataset"] = dataset
+    row.update({"output_2": pair.candidate, "generator_2": generator_2, "annotator": annotator,
+                "preference": judgment.preference, "is_switched_outputs": judgment.is_switched_outputs,
+                "raw_completion": judgment.raw_completion, "error": judgment.error})
+    return row
