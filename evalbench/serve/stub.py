@@ -1,6 +1,7 @@
 """A local OpenAI-compatible stub server, for what cannot run here (GPT-4, a slow remote judge).
 
-Deterministic answers from a `responder(request_json) -> text` function, optional top-logprobs,
+Deterministic answers from a `responder(request_json) -> text` function (or a list of texts, one
+per choice), optional top-logprobs,
 injected latency and faults (HTTP 429 with Retry-After, 500, dropped connections) on a schedule.
 Binds to 127.0.0.1 only. Used by tests and `--judge stub` dry runs.
 """
@@ -88,10 +89,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": f"model {body.get('model')!r} does not exist"}})
             return
         n = int(body.get("n") or 1)
-        text = state.responder(body)
+        answer = state.responder(body)
+        # A responder may script one text per choice (a list, cycled); a string answers every choice.
+        texts = [answer] * n if isinstance(answer, str) else [answer[i % len(answer)] for i in range(n)]
         chat = self.path.endswith("/chat/completions")
         choices = []
         for i in range(n):
+            text = texts[i]
             choice: dict[str, Any] = {"index": i, "finish_reason": "stop"}
             logprobs = None
             if state.top_logprobs is not None and (body.get("logprobs") or body.get("top_logprobs")):

