@@ -40,7 +40,9 @@ def _measure(mode: str, n: int, max_tokens: int, repeat: int) -> dict:
     if mode == "raw":
         from vllm import LLM, SamplingParams
 
-        llm = LLM(model=model, dtype="float32", max_model_len=1024, enforce_eager=True, seed=0)
+        # Same engine settings as evalbench on the CPU build (whole prefills).
+        llm = LLM(model=model, dtype="float32", max_model_len=1024, enforce_eager=True, seed=0,
+                  enable_chunked_prefill=False)
         tok = llm.get_tokenizer()
         texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                          add_generation_prompt=True) for p in prompts]

