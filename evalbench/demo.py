@@ -1,75 +1,105 @@
-"""`evalbench demo`: the main job on the embedded default model, on any CPU machine.
+"""`evalbench demo`: the main job end to end on the embedded tiny model, on any CPU machine.
 
-Current scope (serving smoke path): build the tiny model, serve it through vLLM, generate answers
-to a few AlpacaEval instructions, and write a run to the results store. Numbers from the tiny model
-are meaningless; the demo shows the pipeline, not model quality.
+1. build the tiny model (a BPE tokenizer + a 2-layer Llama trained for seconds on built-in text);
+2. train two methods (DPO, ORPO) x 2 seeds of LoRA adapters on local preference data;
+3. serve base + adapters from one vLLM engine, run AlpacaEval 2 and MT-bench subsets with a local
+   judge (the base model, constrained verdicts);
+4. compare the methods against the base with significance tests, export the leaderboard CSV,
+   and write a report.
+
+Every step is cached or resumable: a second `evalbench demo` finishes in seconds. Numbers from the
+tiny model are meaningless; the demo shows the pipeline, not model quality.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from importlib import resources
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+METHODS = ("dpo", "orpo")
+# Training recipe (benchmarks/train/<name>.yaml, profile `tiny`) per method; ORPO trains with QLoRA.
+RECIPES = {"dpo": "dpo", "orpo": "orpo_qlora", "wpo": "wpo", "ipo": "ipo", "kto": "kto"}
+TRAIN_SEEDS = (0, 1)
+
+REAL_MODELS = """\
+The tiny model's numbers are meaningless: it shows that every stage works, not model quality.
+For real numbers, on a GPU machine (pip install -e '.[gpu,train,eval]'):
+  evalbench train --config dpo --seed 0 --out ckpts/dpo/seed0          # QLoRA/LoRA on a hub model
+  evalbench run --suite alpaca,mtbench --model HuggingFaceH4/mistral-7b-sft-beta \\
+      --adapters-glob 'ckpts/*/seed*' --judge openai:gpt-4-1106-preview --seeds 0,1,2
+(or --judge vllm:MODEL for a local judge model, url=URL,model=NAME for any OpenAI-compatible one)."""
 
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the main job end to end on the tiny local model")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
-    parser.add_argument("--limit", type=int, default=8, help="number of AlpacaEval instructions")
-    parser.add_argument("--run-id", help="reuse a run id (resume)")
+    parser.add_argument("--limit", type=int, help="items per suite (default: the recipe's, 16 / 8)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="training methods (default: dpo,orpo)")
+    parser.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)))
     parser.set_defaults(func=run)
 
 
-def _instructions(limit: int) -> list[dict]:
-    from evalbench.data import HubFile, resolve
-    from evalbench.io import read_json
+def train_adapters(root: Path, base: Path, methods: list[str], seeds: list[int]) -> list[Path]:
+    from evalbench.train.spec import load_train_spec
+    from evalbench.train.trainer import train
 
-    path = resolve("alpaca_eval/gpt4_1106_preview/model_outputs.json",
-                   hub=HubFile("tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline.json"))
-    rows = read_json(path)
-    return [{"sample_id": str(i), "instruction": r["instruction"]} for i, r in enumerate(rows[:limit])]
+    outs = []
+    for method in methods:
+        for seed in seeds:
+            out = root / method / f"seed{seed}"
+            # A rerun resumes (a finished adapter is kept as it is).
+            resume = ["resume=true"] if out.exists() else []
+            spec = load_train_spec(RECIPES.get(method, method), profile="tiny",
+                                   overrides=[f"base={base}", f"seed={seed}", f"out={out}", *resume])
+            print(f"training {method} seed {seed} -> {out}", flush=True)
+            outs.append(train(spec))
+    return outs
 
 
 def run(args: argparse.Namespace) -> int:
-    from evalbench.cache import Cache
-    from evalbench.cache_cli import default_cache_path
-    from evalbench.config import SamplingSpec, ServerSpec
-    from evalbench.generate.backend import CachedBackend
-    from evalbench.generate.stage import Item, generate_items
-    from evalbench.io import canonical_json, sha256_text
+    from evalbench.api import run as run_spec
+    from evalbench.config import load_yaml, validate_spec
     from evalbench.models.tiny import ensure_tiny_model
-    from evalbench.serve.vllm_server import VLLMServer
-    from evalbench.store import ResultsStore
-    from evalbench.types import GenRequest
+    from evalbench.run_cli import print_summary
+    from evalbench.runspec import RunSpec
 
-    print("evalbench demo: tiny local model; its numbers are meaningless (pipeline check only).", flush=True)
-    model_dir = ensure_tiny_model()
-    spec = ServerSpec(model=str(model_dir), served_name="tiny", dtype="float32", max_model_len=1024)
-    sampling = SamplingSpec(temperature=0.7, max_tokens=128, seed=0)
-    rows = _instructions(args.limit)
-    run_spec = {"demo": "serving-smoke", "server": spec.model_dump(mode="json"),
-                "sampling": sampling.model_dump(mode="json"), "limit": args.limit}
-    store = ResultsStore(args.results)
-    handle = store.start(run_spec, sha256_text(canonical_json(run_spec)), run_id=args.run_id, kind="demo")
-    cache = Cache(default_cache_path())
-    try:
-        with VLLMServer(spec, log_dir=handle.path / "logs") as server:
-            backend = CachedBackend(server.backend("tiny"), cache)
-            items = [Item(r["sample_id"], GenRequest(messages=({"role": "user", "content": r["instruction"]},),
-                                                      sampling=sampling)) for r in rows]
-            gens = generate_items(backend, items, suite="alpaca", checkpoint="tiny", seed=0, run=handle)
-        ok = [g for g in gens if g.ok]
-        handle.write_summary({"results": [{"suite": "alpaca", "checkpoint": "tiny", "seed": 0,
-                                           "metrics": {"n_generated": len(ok), "n_failed": len(gens) - len(ok),
-                                                       "avg_length": sum(len(g.text) for g in ok) / max(1, len(ok))},
-                                           "cache_hits": backend.hits, "model_calls": backend.misses}]})
-        handle.finish("success")
-    except BaseException as exc:
-        handle.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "error", error=str(exc)[:500])
-        raise
-    print(f"run written to {handle.path} ({len(ok)} answers, {backend.hits} from cache)")
-    for r, g in list(zip(rows, gens))[:3]:
-        print(f"- {r['instruction'][:60]!r} -> {g.text[:80]!r}" if g.ok else f"- failed: {g.error}")
+    print("evalbench demo: tiny local model on CPU. " + REAL_MODELS.splitlines()[0], flush=True)
+    base = ensure_tiny_model()
+    demo_root = args.results / "demo"
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+    train_adapters(demo_root / "adapters", base, methods, seeds)
+
+    recipe = load_yaml(resources.files("evalbench") / "assets" / "recipes" / "demo.yaml")
+    recipe["model"] = {**recipe["model"], "base": str(base), "served_name": "tiny",
+                       "adapters_glob": [str(demo_root / "adapters" / "*" / "seed*")]}
+    recipe["results_dir"] = str(args.results)
+    if args.limit:
+        recipe["limit"] = args.limit
+        for opts in recipe.get("suite_options", {}).values():
+            opts.pop("limit", None)
+    spec = validate_spec(RunSpec, recipe, source="demo recipe")
+    handle = run_spec(spec)
+    print_summary(handle)
+
+    from evalbench.aggregate.compare import compare_runs, to_text, write_comparison
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.report.export import export_leaderboard
+    from evalbench.report.report import build_report
+
+    runs = load_runs([handle.path], with_samples=True)
+    comparison = compare_runs(runs, baseline=spec.baseline)
+    print(to_text(comparison))
+    write_comparison(comparison, handle.path / "comparison.md")
+    leaderboard = args.results / "leaderboard.csv"
+    export_leaderboard(runs, leaderboard, baseline=spec.baseline,
+                       alpaca_out=args.results / "leaderboard_alpaca_eval.csv")
+    report = build_report(runs, demo_root / "report", baseline=spec.baseline)
+    print(f"\nrun:         {handle.path}\ncomparison:  {handle.path / 'comparison.md'}\n"
+          f"leaderboard: {leaderboard}\nreport:      {report.markdown}\n")
+    print(REAL_MODELS)
     return 0
