@@ -1,0 +1,187 @@
+"""`evalbench train` and `evalbench reward score`.
+
+    evalbench train --method dpo --base tiny --data prefs/hh_rlhf_harmless_base_test.jsonl \\
+        --out runs/dpo-s0 --seed 0 [--config benchmarks/train/dpo.yaml --profile tiny] [--set k=v ...]
+    evalbench reward score --model runs/rm-s0 --data answers.jsonl [--out scored.jsonl]
+
+Flags override the recipe (`--config`, a path or a name under benchmarks/train/), and `--set
+key.path=value` overrides both. Heavy imports happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+_TRUE = {"action": "store_const", "const": True, "default": None}
+
+
+def add_command(subparsers) -> None:
+    """Register `evalbench train`."""
+    from evalbench.train.spec import METHODS
+
+    methods = "; ".join(f"{n}: {METHODS.get(n).summary}" for n in METHODS.names())
+    p = subparsers.add_parser(
+        "train", help="train a LoRA/QLoRA preference adapter (dpo, ipo, orpo, simpo, kto, wpo, rm, ...)",
+        description="Train a peft LoRA (or QLoRA) adapter with a preference loss. The output directory is "
+                    "the adapter (serve it with vLLM --lora-modules NAME=DIR) plus train_meta.json, "
+                    f"metrics.jsonl and training_curves.png. Methods: {methods}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--config", help="YAML recipe: a path or a name in benchmarks/train/ (dpo, wpo, ...)")
+    g.add_argument("--profile", help="a profile of the recipe (e.g. tiny)")
+    g.add_argument("--method", help=f"one of: {', '.join(METHODS.names())}")
+    g.add_argument("--base", help="base model: local dir, hub id, or 'tiny' (the embedded tiny model)")
+    g.add_argument("--data", help="preference data: .jsonl/.json/.parquet, a path under the data dir, or a "
+                                  "hub dataset id")
+    g.add_argument("--out", help="output directory (becomes the adapter directory)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--epochs", type=float)
+    g.add_argument("--overwrite", **_TRUE, help="replace an existing output directory")
+    g.add_argument("--resume", **_TRUE, help="continue from the last checkpoint in --out")
+    g.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any spec field, e.g. --set loss.beta_schedule=cosine (repeatable)")
+    g = p.add_argument_group("loss")
+    g.add_argument("--beta", type=float, help="β (start value when annealed)")
+    g.add_argument("--beta-end", type=float, help="β at the last step (with --beta-schedule)")
+    g.add_argument("--beta-schedule", choices=["constant", "linear", "cosine"])
+    g.add_argument("--label-smoothing", type=float, help="cdpo's ε")
+    g.add_argument("--divergence", choices=["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"],
+                   help="f-divergence (fdpo, and cdpo/ipo/slic)")
+    g.add_argument("--alpha", type=float, help="α of the alpha_divergence")
+    g.add_argument("--reference-free", **_TRUE, help="slic: reference-free rank hinge")
+    g.add_argument("--orpo-lambda", type=float)
+    g.add_argument("--simpo-gamma", type=float)
+    g.add_argument("--wpo", **_TRUE, help="WPO weighting on a paired loss or kto")
+    g.add_argument("--wpo-alignment", choices=["sampled", "greedy", "none"])
+    g.add_argument("--wpo-variant", choices=["wpo", "wpo_w", "wpo_l"])
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int, help="pairs per micro-batch")
+    g.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step")
+    g.add_argument("--warmup-ratio", type=float)
+    g.add_argument("--max-grad-norm", type=float)
+    g.add_argument("--lora-r", type=int)
+    g.add_argument("--lora-alpha", type=float)
+    g.add_argument("--lora-dropout", type=float)
+    g.add_argument("--target-modules", help="comma-separated LoRA target modules")
+    g.add_argument("--qlora", **_TRUE, help="load the base in 4-bit NF4 (bitsandbytes)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--gradient-checkpointing", **_TRUE)
+    g.add_argument("--precompute-ref", **_TRUE, help="reference log-probs once, cached on disk")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--report-to", help="comma-separated: wandb, tensorboard")
+    g = p.add_argument_group("data")
+    g.add_argument("--max-length", type=int)
+    g.add_argument("--max-prompt-length", type=int)
+    g.add_argument("--overlong", choices=["truncate", "skip", "error"])
+    g.add_argument("--limit", type=int, help="use the first N usable rows")
+    g.add_argument("--skip-bad-rows", **_TRUE, help="skip (and count) malformed rows instead of failing")
+    g.add_argument("--system-prompt")
+    p.set_defaults(func=run_train)
+
+
+def spec_from_args(args: argparse.Namespace):
+    """argparse namespace -> validated TrainSpec (recipe < profile < flags < --set)."""
+    from evalbench.train.spec import load_train_spec
+
+    def csv(value: str | None) -> tuple[str, ...] | None:
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+    fields: dict[str, Any] = {
+        "method": args.method, "base": args.base, "out": args.out, "seed": args.seed,
+        "max_steps": args.max_steps, "epochs": args.epochs, "overwrite": args.overwrite, "resume": args.resume,
+        "save_steps": args.save_steps, "precision": args.precision, "device": args.device,
+        "gradient_checkpointing": args.gradient_checkpointing, "precompute_ref": args.precompute_ref,
+        "threads": args.threads, "report_to": csv(args.report_to),
+        "quantization": "nf4" if args.qlora else None,
+        "data": {"path": args.data, "max_length": args.max_length, "max_prompt_length": args.max_prompt_length,
+                 "overlong": args.overlong, "limit": args.limit, "skip_bad_rows": args.skip_bad_rows,
+                 "system_prompt": args.system_prompt},
+        "loss": {"beta": args.beta, "beta_end": args.beta_end, "beta_schedule": args.beta_schedule,
+                 "label_smoothing": args.label_smoothing, "divergence": args.divergence, "alpha": args.alpha,
+                 "reference_free": args.reference_free, "orpo_lambda": args.orpo_lambda,
+                 "simpo_gamma": args.simpo_gamma},
+        "wpo": {"enabled": args.wpo, "alignment": args.wpo_alignment, "variant": args.wpo_variant},
+        "optim": {"lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
+                  "warmup_ratio": args.warmup_ratio, "max_grad_norm": args.max_grad_norm},
+        "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
+                 "target_modules": csv(args.target_modules)},
+    }
+    return load_train_spec(args.config, profile=args.profile, overrides=args.overrides, **fields)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from evalbench.train.trainer import META_FILE, train
+
+    spec = spec_from_args(args)
+    out = train(spec)
+    meta = json.loads((out / META_FILE).read_text())
+    last = meta.get("last") or {}
+    after = (meta.get("eval") or {}).get("after") or {}
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
+
+    print(f"{spec.method} seed {spec.seed}: {meta['steps']['done']} steps in {meta.get('train_time_s', 0):.1f}s; "
+          f"last loss {fmt(last.get('loss'))}; train-set accuracy {fmt(after.get('rewards/accuracies'))}, "
+          f"margin {fmt(after.get('rewards/margins'))}")
+    print(out)
+    return 0
+
+
+# --------------------------------------------------------------------------- reward
+
+
+def add_reward_command(subparsers) -> None:
+    p = subparsers.add_parser("reward", help="use a trained reward model",
+                              description="Reward-model utilities.")
+    sub = p.add_subparsers(dest="reward_command", metavar="ACTION")
+    sub.required = True
+    s = sub.add_parser("score", help="score {prompt, response} JSONL rows with a reward model",
+                       description="Read JSONL rows {prompt, response, [checkpoint], ...} (prompt: a string or a "
+                                   "message list) and write them back with `reward` added, to --out or stdout. "
+                                   "Scores are cached (resumable).")
+    s.add_argument("--model", required=True, help="an `evalbench train --method rm` output directory, or a "
+                                                  "sequence-classification model with one label")
+    s.add_argument("--data", required=True, type=Path, help="JSONL rows {prompt, response, ...}")
+    s.add_argument("--out", type=Path, help="output JSONL (written atomically; default: stdout)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    s.add_argument("--skip-bad-rows", action="store_true",
+                   help="write bad rows with reward null and an error instead of failing")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
+    s.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
+    s.set_defaults(func=run_reward_score)
+
+
+def run_reward_score(args: argparse.Namespace) -> int:
+    from evalbench.errors import InputError
+    from evalbench.train.reward import load_reward_model, read_score_rows, score_file
+
+    if args.batch_size < 1:
+        raise InputError("must be >= 1", field="--batch-size")
+    read_score_rows(args.data, args.skip_bad_rows)  # bad input fails before the model loads
+    cache = None
+    if not args.no_cache:
+        from evalbench.cache import Cache
+        from evalbench.cache_cli import default_cache_path
+
+        cache = Cache(args.cache or default_cache_path())
+    rm = load_reward_model(args.model, device=args.device)
+    rows = score_file(rm, args.data, batch_size=args.batch_size, skip_bad_rows=args.skip_bad_rows, cache=cache)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if args.out:
+        from evalbench.io import write_text_atomic
+
+        write_text_atomic(args.out, text)
+        print(f"{len(rows)} rows scored -> {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,594 @@
+"""Preference data for the trainer: read rows, parse the known formats, apply the chat template,
+tokenize with prompt masking, truncate and count.
+
+Row formats (detected per row):
+- TRL explicit prompt: `{prompt, chosen, rejected}`; each a string or a list of `{role, content}`
+  messages. A string prompt is one user turn; a string completion is one assistant turn.
+- UltraFeedback-binarized: `{prompt: str, chosen: [user, assistant], rejected: [...]}`: message
+  lists that repeat the prompt; the repeated prefix is removed.
+- TRL implicit prompt: `{chosen, rejected}` message lists sharing their first turns.
+- Anthropic HH: `{chosen, rejected}` strings `"\\n\\nHuman: ...\\n\\nAssistant: ..."`; the prompt is
+  every turn before the last `Assistant:` turn, which both sides must share.
+- Unpaired (KTO): `{prompt, completion, label}` with a boolean (or 0/1) label. Paired rows give
+  unpaired examples too (chosen = desirable, rejected = undesirable), TRL's convention.
+
+A malformed row raises `InputError` naming the file, the row (1-based line for JSONL, 1-based
+row number otherwise) and the field; with `skip_bad_rows` it is skipped and counted instead.
+
+Tokenization follows TRL: prompt and completion are rendered with the tokenizer's chat template
+(`completion = render(prompt + completion) - render(prompt, add_generation_prompt=True)`),
+tokenized separately and concatenated, so the prompt mask is exact. The prompt keeps its last
+`max_prompt_length` tokens (TRL's `keep_end`); a completion longer than what is left of
+`max_length` is cut, skipped or rejected (`DataSpec.overlong`). Every cut is counted.
+
+Pure Python apart from the tokenizer object passed in; no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from evalbench.errors import EvalbenchError, InputError
+from evalbench.io import canonical_json, open_text, sha256_file, sha256_text
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+_HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+# How many bad-row reasons are kept for the report (all are counted).
+_KEEP_REASONS = 10
+
+
+class RowError(ValueError):
+    """A row that cannot be used; `field` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RowRef:
+    """Where an example came from: file (or `hub_id[split]`) and 1-based row/line number."""
+
+    source: str
+    row: int
+
+    def error(self, message: str, field: str | None = None) -> InputError:
+        return InputError(message, path=self.source, line=self.row, field=field)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt (messages) with a preferred and a dispreferred completion (assistant turns)."""
+
+    prompt: tuple[Message, ...]
+    chosen: tuple[Message, ...]
+    rejected: tuple[Message, ...]
+    ref: RowRef
+
+
+@dataclass(frozen=True)
+class UnpairedExample:
+    """A prompt with one completion labelled desirable (True) or undesirable (False)."""
+
+    prompt: tuple[Message, ...]
+    completion: tuple[Message, ...]
+    label: bool
+    ref: RowRef
+
+
+@dataclass
+class LoadReport:
+    """What reading the data did: counts for train_meta.json and the log."""
+
+    source: str
+    sha256: str | None
+    rows_read: int = 0
+    bad_rows: int = 0
+    bad_reasons: list[str] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+    examples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "sha256": self.sha256, "rows_read": self.rows_read,
+                "bad_rows_skipped": self.bad_rows, "bad_row_reasons": list(self.bad_reasons),
+                "formats": dict(self.formats), "examples": self.examples}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def locate(path: str) -> tuple[str, Path | None]:
+    """("file", path) for a local or data-dir file, ("hub", None) for a hub dataset id."""
+    local = Path(path).expanduser()
+    if local.exists():
+        if local.is_dir():
+            raise InputError("expected a data file, got a directory", path=local, field="data.path")
+        return "file", local
+    from evalbench.data import data_dir
+
+    root = data_dir()
+    if root is not None and (root / path).exists():
+        return "file", root / path
+    suffixes = {s for s in local.suffixes}
+    if suffixes & {".jsonl", ".json", ".parquet", ".gz"} or path.startswith(("/", ".", "~")) or path.count("/") > 1:
+        where = f" (nor under the data dir {root})" if root is not None else ""
+        raise InputError(f"data file not found{where}", path=path, field="data.path")
+    return "hub", None
+
+
+def _plain(obj: Any) -> Any:
+    """numpy / arrow values -> plain Python (lists, dicts, str, bool, numbers)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _plain(obj.tolist())
+    return obj
+
+
+def iter_rows(spec) -> tuple[str, str | None, Iterator[tuple[int, dict | RowError]]]:
+    """(source name, sha256 or fingerprint, iterator of (row number, row or RowError))."""
+    kind, path = locate(spec.path)
+    if kind == "hub":
+        return _hub_rows(spec)
+    assert path is not None
+    name = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    readers = {".jsonl": _jsonl_rows, ".jsonl.gz": _jsonl_rows, ".json": _json_rows, ".json.gz": _json_rows,
+               ".parquet": _parquet_rows}
+    reader = readers.get(name.lower())
+    if reader is None:
+        raise InputError(f"unsupported data file type {name or '(none)'!r}; use .jsonl, .json or .parquet",
+                         path=path, field="data.path")
+    return str(path), sha256_file(path), reader(path)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, RowError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            yield lineno, obj if isinstance(obj, dict) else RowError(
+                f"expected a JSON object, got {type(obj).__name__}")
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    try:
+        with open_text(path) as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from None
+    if not isinstance(data, list):
+        raise InputError("expected a JSON list of row objects (or use .jsonl)", path=path)
+    for i, obj in enumerate(data, start=1):
+        yield i, obj if isinstance(obj, dict) else RowError(f"expected a JSON object, got {type(obj).__name__}")
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    from evalbench.errors import require
+
+    pq = require("pyarrow.parquet", "eval")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # arrow raises several types for a corrupt file
+        raise InputError(f"cannot read parquet: {exc}", path=path) from None
+    yield from enumerate(table.to_pylist(), start=1)
+
+
+def _hub_rows(spec) -> tuple[str, str | None, Iterator[tuple[int, dict | RowError]]]:
+    from evalbench.errors import require
+
+    datasets = require("datasets", "eval")
+    source = f"{spec.path}[{spec.split}]"
+    try:
+        ds = datasets.load_dataset(spec.path, spec.name, split=spec.split)
+    except Exception as exc:  # offline, unknown id, gated: one actionable line
+        raise EvalbenchError(
+            f"could not load hub dataset {spec.path!r} (split {spec.split!r}): {type(exc).__name__}: "
+            f"{str(exc)[:200]}; pass a local .jsonl/.json/.parquet file instead") from None
+    fingerprint = getattr(ds, "_fingerprint", None)
+    return source, fingerprint, ((i, _plain(row)) for i, row in enumerate(ds, start=1))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _messages(value: Any, name: str) -> tuple[Message, ...]:
+    if not isinstance(value, list) or not value:
+        raise RowError("expected a non-empty list of {role, content} messages", name)
+    out = []
+    for i, msg in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(msg, dict):
+            raise RowError(f"expected a message object, got {type(msg).__name__}", where)
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            raise RowError(f"role must be one of {', '.join(ROLES)}, got {role!r}", f"{where}.role")
+        if not isinstance(content, str):
+            raise RowError(f"content must be a string, got {type(content).__name__}", f"{where}.content")
+        out.append({"role": role, "content": content})
+    return tuple(out)
+
+
+def _prompt(value: Any) -> tuple[Message, ...]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise RowError("prompt is empty", "prompt")
+        return ({"role": "user", "content": value},)
+    msgs = _messages(value, "prompt")
+    if msgs[-1]["role"] == "assistant":
+        raise RowError("the prompt ends with an assistant turn; the completion must answer it", "prompt")
+    return msgs
+
+
+def _completion(value: Any, name: str, prompt: tuple[Message, ...]) -> tuple[Message, ...]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise RowError("completion is empty", name)
+        return ({"role": "assistant", "content": value},)
+    msgs = _messages(value, name)
+    # UltraFeedback-binarized repeats the prompt turns in chosen/rejected: drop that prefix.
+    n = len(prompt)
+    if len(msgs) > n and tuple(msgs[:n]) == prompt:
+        msgs = msgs[n:]
+    elif msgs[0]["role"] == "user" and len(prompt) == 1 and msgs[0]["content"].strip() == prompt[0]["content"].strip():
+        msgs = msgs[1:]
+    if not msgs:
+        raise RowError("no assistant turn after the prompt", name)
+    if msgs[0]["role"] != "assistant":
+        raise RowError(f"the completion must start with an assistant turn, got {msgs[0]['role']!r}", name)
+    if not any(m["content"].strip() for m in msgs):
+        raise RowError("completion is empty", name)
+    return msgs
+
+
+def parse_hh(text: Any, name: str) -> tuple[Message, ...]:
+    """An Anthropic HH dialogue string -> messages (Human -> user, Assistant -> assistant)."""
+    if not isinstance(text, str):
+        raise RowError(f"expected a dialogue string, got {type(text).__name__}", name)
+    parts = _HH_TURN.split(text)
+    if parts[0].strip():
+        raise RowError("text before the first '\\n\\nHuman:' turn", name)
+    msgs = [{"role": _HH_ROLES[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts) - 1, 2)]
+    if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+        raise RowError("an HH dialogue needs a Human turn followed by a final Assistant turn", name)
+    return tuple(msgs)
+
+
+def _is_hh(row: dict) -> bool:
+    c = row.get("chosen")
+    return isinstance(c, str) and "\n\nHuman:" in c and "\n\nAssistant:" in c
+
+
+def parse_pair(row: dict, ref: RowRef) -> tuple[str, PreferencePair]:
+    """(format name, pair) of one paired row; raises RowError."""
+    for name in ("chosen", "rejected"):
+        if name not in row or row[name] is None:
+            raise RowError("missing field", name)
+    if "prompt" in row and row["prompt"] is not None:
+        prompt = _prompt(row["prompt"])
+        chosen = _completion(row["chosen"], "chosen", prompt)
+        rejected = _completion(row["rejected"], "rejected", prompt)
+        fmt = "ultrafeedback" if isinstance(row["chosen"], list) and len(row["chosen"]) > len(chosen) else "trl"
+    elif _is_hh(row):
+        c, r = parse_hh(row["chosen"], "chosen"), parse_hh(row["rejected"], "rejected")
+        prompt, chosen, rejected = c[:-1], c[-1:], r[-1:]
+        if r[:-1] != prompt:
+            raise RowError("chosen and rejected dialogues differ before their last Assistant turn "
+                           "(not the same prompt)", "rejected")
+        if not chosen[0]["content"]:
+            raise RowError("the last Assistant turn is empty", "chosen")
+        if not rejected[0]["content"]:
+            raise RowError("the last Assistant turn is empty", "rejected")
+        fmt = "hh"
+    elif isinstance(row["chosen"], list) and isinstance(row["rejected"], list):
+        c, r = _messages(row["chosen"], "chosen"), _messages(row["rejected"], "rejected")
+        if c == r:
+            raise RowError("chosen and rejected are identical", "rejected")
+        n = 0
+        while n < min(len(c), len(r)) and c[n] == r[n]:
+            n += 1
+        # The shared prompt must end right before an assistant turn that starts both completions.
+        while n > 0 and (n >= len(c) or n >= len(r) or c[n]["role"] != "assistant"):
+            n -= 1
+        if n == 0:
+            raise RowError("no 'prompt' field and no shared first turns in chosen/rejected", "prompt")
+        prompt, chosen, rejected = c[:n], c[n:], r[n:]
+        for name, msgs in (("chosen", chosen), ("rejected", rejected)):
+            if not msgs or msgs[0]["role"] != "assistant":
+                raise RowError("the completion must start with an assistant turn", name)
+        fmt = "trl-implicit"
+    else:
+        raise RowError("no 'prompt' field, and chosen/rejected are neither HH dialogues "
+                       "('\\n\\nHuman: ... \\n\\nAssistant: ...') nor message lists", "prompt")
+    if chosen == rejected:
+        raise RowError("chosen and rejected are identical", "rejected")
+    return fmt, PreferencePair(prompt, chosen, rejected, ref)
+
+
+def parse_unpaired(row: dict, ref: RowRef) -> UnpairedExample:
+    for name in ("prompt", "completion", "label"):
+        if name not in row or row[name] is None:
+            raise RowError("missing field", name)
+    label = row["label"]
+    if isinstance(label, bool):
+        pass
+    elif isinstance(label, int) and label in (0, 1):
+        label = bool(label)
+    else:
+        raise RowError(f"label must be true/false (or 1/0), got {label!r}", "label")
+    prompt = _prompt(row["prompt"])
+    return UnpairedExample(prompt, _completion(row["completion"], "completion", prompt), label, ref)
+
+
+def _parse(row: dict, ref: RowRef) -> tuple[str, PreferencePair | UnpairedExample]:
+    if "completion" in row and "label" in row and "chosen" not in row:
+        return "unpaired", parse_unpaired(row, ref)
+    if "chosen" in row or "rejected" in row:
+        return parse_pair(row, ref)
+    raise RowError("expected {prompt, chosen, rejected} (or HH {chosen, rejected}) or "
+                   f"{{prompt, completion, label}}; got fields {sorted(row)[:8]}", "chosen")
+
+
+def load_examples(spec, *, paired: bool) -> tuple[list[PreferencePair] | list[UnpairedExample], LoadReport]:
+    """Read and parse `spec` (a DataSpec) into pairs (paired=True) or unpaired examples.
+
+    Unpaired examples are also derived from pairs (each pair gives its chosen as desirable
+    and its rejected as undesirable, in that order). Paired training on unpaired rows is an
+    error naming the first such row.
+
+    Raises:
+        InputError: a bad row (unless `spec.skip_bad_rows`), no usable rows, a missing file.
+    """
+    source, sha, rows = iter_rows(spec)
+    report = LoadReport(source=source, sha256=sha)
+    out: list[Any] = []
+    seen = used = 0
+    for rowno, row in rows:
+        report.rows_read += 1
+        if seen < spec.offset:
+            seen += 1
+            continue
+        ref = RowRef(source, rowno)
+        try:
+            if isinstance(row, RowError):
+                raise row
+            fmt, ex = _parse(row, ref)
+            if paired and isinstance(ex, UnpairedExample):
+                raise RowError("an unpaired {prompt, completion, label} row, but this method trains on "
+                               "pairs {prompt, chosen, rejected}", "chosen")
+        except RowError as exc:
+            if not spec.skip_bad_rows:
+                raise ref.error(f"{exc} (pass --skip-bad-rows to skip bad rows)", exc.field) from None
+            report.bad_rows += 1
+            if len(report.bad_reasons) < _KEEP_REASONS:
+                report.bad_reasons.append(f"{source}:{rowno} [{exc.field}]: {exc}")
+            continue
+        report.formats[fmt] = report.formats.get(fmt, 0) + 1
+        if not paired and isinstance(ex, PreferencePair):
+            out.append(UnpairedExample(ex.prompt, ex.chosen, True, ex.ref))
+            out.append(UnpairedExample(ex.prompt, ex.rejected, False, ex.ref))
+        else:
+            out.append(ex)
+        used += 1
+        if spec.limit is not None and used >= spec.limit:  # limit counts usable rows
+            break
+    report.examples = len(out)
+    if report.bad_rows:
+        log.warning("skipped %d bad row(s) of %s; first: %s", report.bad_rows, source, report.bad_reasons[0])
+    if not out:
+        why = f" ({report.bad_rows} bad row(s) skipped)" if report.bad_rows else ""
+        raise InputError(f"no usable rows{why}; the dataset is empty", path=source, field="data.path")
+    return out, report
+
+
+# --------------------------------------------------------------------------- tokenization
+
+
+@dataclass(frozen=True)
+class TokenizedPair:
+    prompt: tuple[int, ...]
+    chosen: tuple[int, ...]
+    rejected: tuple[int, ...]
+    ref: RowRef
+
+
+@dataclass(frozen=True)
+class TokenizedUnpaired:
+    prompt: tuple[int, ...]
+    completion: tuple[int, ...]
+    label: bool
+    ref: RowRef
+
+
+@dataclass
+class TruncationReport:
+    """Counts of what truncation did (for train_meta.json and the log)."""
+
+    max_length: int
+    max_prompt_length: int
+    examples: int = 0
+    prompts_truncated: int = 0
+    completions_truncated: int = 0
+    skipped_overlong: int = 0
+    longest_tokens: int = 0
+    total_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "max_prompt_length": self.max_prompt_length,
+                "examples": self.examples, "prompts_truncated": self.prompts_truncated,
+                "completions_truncated": self.completions_truncated, "skipped_overlong": self.skipped_overlong,
+                "longest_tokens_after_truncation": self.longest_tokens,
+                "mean_tokens": round(self.total_tokens / max(1, self.examples), 2)}
+
+
+class Renderer:
+    """Prompt / completion texts through the chat template (or plain text without one)."""
+
+    def __init__(self, tokenizer, *, chat_template: bool = True, system_prompt: str | None = None):
+        self.tok = tokenizer
+        self.use_template = chat_template and bool(getattr(tokenizer, "chat_template", None))
+        if chat_template and not self.use_template:
+            log.warning("the tokenizer has no chat template; prompts and completions are joined as "
+                        "plain text with EOS after each completion")
+        self.system_prompt = system_prompt
+        self.eos = tokenizer.eos_token or ""
+        self.bos = tokenizer.bos_token if not self.use_template else None
+
+    def _with_system(self, prompt: Sequence[Message]) -> list[Message]:
+        msgs = [dict(m) for m in prompt]
+        if self.system_prompt and (not msgs or msgs[0]["role"] != "system"):
+            msgs.insert(0, {"role": "system", "content": self.system_prompt})
+        return msgs
+
+    def render(self, prompt: Sequence[Message], completion: Sequence[Message]) -> tuple[str, str]:
+        msgs = self._with_system(prompt)
+        if not self.use_template:
+            text = "\n\n".join(m["content"] for m in msgs)
+            return (self.bos or "") + text + "\n\n", "\n\n".join(m["content"] for m in completion) + self.eos
+        head = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        full = self.tok.apply_chat_template(msgs + [dict(m) for m in completion], tokenize=False)
+        if not full.startswith(head):
+            raise EvalbenchError(
+                "the tokenizer's chat template does not render the prompt (with the generation prompt) "
+                "as a prefix of the full conversation, so completion tokens cannot be masked exactly; "
+                "set data.chat_template=false or fix the template")
+        return head, full[len(head):]
+
+    def render_prompt(self, prompt: Sequence[Message]) -> str:
+        return self.render(prompt, ({"role": "assistant", "content": ""},))[0]
+
+
+def _encode(tokenizer, texts: list[str]) -> list[tuple[int, ...]]:
+    if not texts:
+        return []
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [tuple(x) for x in ids]
+
+
+def _fit(prompt: tuple[int, ...], completions: list[tuple[int, ...]], names: list[str], ref: RowRef, spec,
+         report: TruncationReport) -> tuple[tuple[int, ...], list[tuple[int, ...]]] | None:
+    """Apply the truncation policy to one example; None = skipped."""
+    if len(prompt) > spec.max_prompt_length:
+        prompt = prompt[-spec.max_prompt_length:]  # keep the end: the last turn is what is answered
+        report.prompts_truncated += 1
+    room = spec.max_length - len(prompt)
+    fitted = []
+    for name, comp in zip(names, completions):
+        if not comp:
+            raise ref.error("the completion is empty after tokenization", name)
+        if len(comp) > room:
+            if spec.overlong == "error":
+                raise ref.error(f"{len(prompt) + len(comp)} tokens after prompt truncation exceed "
+                                f"max_length={spec.max_length} (data.overlong=error; use truncate or skip)", name)
+            if spec.overlong == "skip":
+                report.skipped_overlong += 1
+                return None
+            comp = comp[:room]
+            report.completions_truncated += 1
+        fitted.append(comp)
+    for comp in fitted:
+        n = len(prompt) + len(comp)
+        report.longest_tokens = max(report.longest_tokens, n)
+        report.total_tokens += n
+    report.examples += 1
+    return prompt, fitted
+
+
+def tokenize_pairs(pairs: Sequence[PreferencePair], tokenizer, spec) -> tuple[list[TokenizedPair], TruncationReport]:
+    """Pairs -> token ids (prompt, chosen completion, rejected completion), truncated per `spec`."""
+    r = Renderer(tokenizer, chat_template=spec.chat_template, system_prompt=spec.system_prompt)
+    texts = [(r.render(p.prompt, p.chosen), r.render(p.prompt, p.rejected)) for p in pairs]
+    prompts = _encode(tokenizer, [c[0] for c, _ in texts])
+    chosen = _encode(tokenizer, [c[1] for c, _ in texts])
+    rejected = _encode(tokenizer, [rj[1] for _, rj in texts])
+    report = TruncationReport(spec.max_length, spec.max_prompt_length)
+    out = []
+    for pair, (c_text, r_text), p_ids, c_ids, r_ids in zip(pairs, texts, prompts, chosen, rejected):
+        if c_text[0] != r_text[0]:  # a system prompt or template quirk made the prompts differ
+            raise pair.ref.error("chosen and rejected render to different prompts", "prompt")
+        fitted = _fit(p_ids, [c_ids, r_ids], ["chosen", "rejected"], pair.ref, spec, report)
+        if fitted is None:
+            continue
+        p, (c, rj) = fitted
+        if c == rj:
+            raise pair.ref.error("chosen and rejected are identical after truncation to "
+                                 f"max_length={spec.max_length}", "rejected")
+        out.append(TokenizedPair(p, c, rj, pair.ref))
+    _log_truncation(report)
+    if not out:
+        raise InputError(f"every example is longer than max_length={spec.max_length} (all skipped)",
+                         field="data.max_length")
+    return out, report
+
+
+def tokenize_unpaired(examples: Sequence[UnpairedExample], tokenizer, spec
+                      ) -> tuple[list[TokenizedUnpaired], TruncationReport]:
+    r = Renderer(tokenizer, chat_template=spec.chat_template, system_prompt=spec.system_prompt)
+    texts = [r.render(e.prompt, e.completion) for e in examples]
+    prompts = _encode(tokenizer, [t[0] for t in texts])
+    comps = _encode(tokenizer, [t[1] for t in texts])
+    report = TruncationReport(spec.max_length, spec.max_prompt_length)
+    out = []
+    for ex, p_ids, c_ids in zip(examples, prompts, comps):
+        fitted = _fit(p_ids, [c_ids], ["completion"], ex.ref, spec, report)
+        if fitted is not None:
+            out.append(TokenizedUnpaired(fitted[0], fitted[1][0], ex.label, ex.ref))
+    _log_truncation(report)
+    if not out:
+        raise InputError(f"every example is longer than max_length={spec.max_length} (all skipped)",
+                         field="data.max_length")
+    return out, report
+
+
+def _log_truncation(report: TruncationReport) -> None:
+    if report.prompts_truncated or report.completions_truncated or report.skipped_overlong:
+        log.info("truncation (max_length=%d, max_prompt_length=%d): %d prompt(s) cut, %d completion(s) cut, "
+                 "%d example(s) skipped, of %d", report.max_length, report.max_prompt_length,
+                 report.prompts_truncated, report.completions_truncated, report.skipped_overlong,
+                 report.examples + report.skipped_overlong)
+
+
+def kl_partners(examples: Sequence[TokenizedUnpaired]) -> list[int] | None:
+    """For KTO's reference point: for each example, the index of a completion to mismatch with its prompt.
+
+    The next example (cyclically) whose prompt differs, fixed per dataset as TRL's KL dataset is
+    (it rotates completions once at preprocessing). None when every prompt is the same.
+    """
+    n = len(examples)
+    out = []
+    for i in range(n):
+        j = next((k % n for k in range(i + 1, i + n) if examples[k % n].prompt != examples[i].prompt), None)
+        if j is None:
+            return None
+        out.append(j)
+    return out
+
+
+def tokenized_hash(examples: Sequence[TokenizedPair] | Sequence[TokenizedUnpaired]) -> str:
+    """sha256 of the token ids (and labels) of every example: the identity of the training data."""
+    rows = []
+    for e in examples:
+        if isinstance(e, TokenizedPair):
+            rows.append([e.prompt, e.chosen, e.rejected])
+        else:
+            rows.append([e.prompt, e.completion, e.label])
+    return sha256_text(canonical_json(rows))
+
+
+Kind = Literal["paired", "unpaired"]

@@ -1,0 +1,453 @@
+"""`TrainSpec`: the frozen, validated description of one preference-training run.
+
+A spec comes from keyword arguments, from a YAML recipe (`benchmarks/train/*.yaml`, optionally
+with a named profile such as `tiny`) and from `key=value` overrides, in that order of
+precedence (overrides win). Everything that decides the result is in the spec, and its hash
+goes into `train_meta.json`.
+
+Methods (registry `METHODS`, CLI name == registry name == recipe stem) map to a loss of
+`evalbench.train.losses.LOSSES` plus how the trainer reports its implicit rewards:
+dpo, cdpo, ipo, slic, fdpo, orpo, simpo, kto, rm, and `wpo` (= dpo with WPO weighting on,
+Zhou et al. 2024). WPO weighting is an option of every weightable loss (`wpo.enabled`).
+
+This module imports no torch: `TrainSpec` validation is cheap. `check(spec)` runs the checks
+that need the loss registry (option combinations, `check_loss_options`) and the optional
+reporters, and is what the trainer and the CLI call before loading any model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from pydantic import Field, field_validator, model_validator
+
+from evalbench.config import Spec, apply_overrides, load_yaml, validate_spec
+from evalbench.errors import InputError
+from evalbench.registry import Registry
+
+ScheduleKind = Literal["constant", "linear", "cosine"]
+
+# Where `--config dpo` finds its recipe when given a bare name.
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "train"
+PROFILES_KEY = "profiles"
+# `base: tiny` means the embedded tiny model (evalbench.models.tiny.ensure_tiny_model()).
+TINY_ALIAS = "tiny"
+
+
+class MethodInfo(NamedTuple):
+    """How a training method maps onto a registered loss and reports its implicit rewards.
+
+    Attributes:
+        loss: name in `evalbench.train.losses.LOSSES`.
+        wpo: WPO weighting switched on by the method itself (`wpo`).
+        reward_scale: the `LossParams` field that scales the logged implicit rewards
+            (β for the DPO family; ORPO logs λ · mean log-prob, as TRL's ORPOTrainer).
+        length_normalised: logged rewards use mean token log-probs (SimPO, ORPO).
+        model: "causal_lm" (policy + LoRA) or "reward_model" (LoRA + scalar value head).
+        summary: one line for `--help`.
+    """
+
+    loss: str
+    wpo: bool = False
+    reward_scale: str = "beta"
+    length_normalised: bool = False
+    model: Literal["causal_lm", "reward_model"] = "causal_lm"
+    summary: str = ""
+
+
+METHODS: Registry[MethodInfo] = Registry("training method")
+METHODS.add("dpo", MethodInfo("dpo", summary="DPO sigmoid loss (Rafailov et al. 2023)"))
+METHODS.add("cdpo", MethodInfo("cdpo", summary="conservative DPO, label smoothing ε (Mitchell 2023)"))
+METHODS.add("ipo", MethodInfo("ipo", summary="IPO, length-averaged log-ratios (Azar et al. 2024)"))
+METHODS.add("slic", MethodInfo("slic", summary="SLiC-HF hinge; loss.reference_free for the rank form"))
+METHODS.add("fdpo", MethodInfo("fdpo", summary="f-divergence DPO: loss.divergence = reverse_kl, forward_kl, "
+                                               "js_divergence, alpha_divergence (Wang et al. 2023)"))
+METHODS.add("orpo", MethodInfo("orpo", reward_scale="orpo_lambda", length_normalised=True,
+                               summary="ORPO, odds-ratio + SFT, no reference (Hong et al. 2024)"))
+METHODS.add("simpo", MethodInfo("simpo", length_normalised=True,
+                                summary="SimPO, length-normalised, no reference (Meng et al. 2024)"))
+METHODS.add("kto", MethodInfo("kto", summary="KTO on unpaired {prompt, completion, label} rows or rows "
+                                             "derived from pairs (Ethayarajh et al. 2024)"))
+METHODS.add("rm", MethodInfo("rm", model="reward_model",
+                             summary="Bradley-Terry reward model: LoRA + scalar head (Ouyang et al. 2022)"))
+METHODS.add("wpo", MethodInfo("dpo", wpo=True, summary="DPO with WPO weighting (Zhou et al. 2024)"))
+
+
+# --------------------------------------------------------------------------- sub-specs
+
+
+class LoraSpec(Spec):
+    """peft LoRA settings (Hu et al. 2021). `alpha / r` scales the update."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _modules(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or any(not m.strip() for m in v):
+            raise ValueError("target_modules must list at least one module name")
+        return v
+
+
+class LossSpec(Spec):
+    """Loss hyper-parameters (see `evalbench.train.losses.LossParams`) and the β schedule.
+
+    β moves from `beta` to `beta_end` along `beta_schedule` (constant, linear, cosine) over the
+    optimisation steps: Annealing-DPO / -IPO; `beta_end` must be left out for constant.
+    """
+
+    beta: float = Field(0.1, gt=0)
+    beta_end: float | None = Field(None, gt=0)
+    beta_schedule: ScheduleKind = "constant"
+    label_smoothing: float = 0.0
+    divergence: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = "reverse_kl"
+    alpha: float = 0.5
+    slic_delta: float = 1.0
+    reference_free: bool = False
+    orpo_lambda: float = 0.1
+    simpo_gamma: float = 0.5
+    kto_lambda_d: float = 1.0
+    kto_lambda_u: float = 1.0
+
+    @model_validator(mode="after")
+    def _schedule(self) -> LossSpec:
+        if self.beta_schedule == "constant" and self.beta_end is not None and self.beta_end != self.beta:
+            raise ValueError(f"beta_end={self.beta_end} needs beta_schedule 'linear' or 'cosine' "
+                             "(a constant schedule would ignore it)")
+        return self
+
+    def params(self, beta: float | None = None):
+        """The `LossParams` of this spec (β overridden for a step of an annealed schedule)."""
+        from evalbench.train.losses import LossParams
+
+        fields = self.model_dump(exclude={"beta_end", "beta_schedule"})
+        if beta is not None:
+            fields["beta"] = beta
+        return LossParams(**fields)
+
+
+class WPOSpec(Spec):
+    """WPO re-weighting (Zhou et al. 2024): alignment of the token normaliser and the variant.
+
+    `clamp_max`: the pair weight is clamped at this value (1.0 as the official code; None for
+    TRL's unclamped `use_weighting`). KTO weights are normalised per label group instead and
+    never clamped (the paper states only the normalisation).
+    """
+
+    enabled: bool = False
+    alignment: Literal["sampled", "greedy", "none"] = "sampled"
+    variant: Literal["wpo", "wpo_w", "wpo_l"] = "wpo"
+    clamp_max: float | None = Field(1.0, gt=0)
+
+
+class DataSpec(Spec):
+    """Where the preference data comes from and how it is cut.
+
+    `path`: a local .jsonl / .json / .parquet file (optionally .gz for JSON), a path relative
+    to the data dir (`EVALBENCH_DATA_DIR`, e.g. `prefs/hh_rlhf_harmless_base_test.jsonl`), or a
+    Hugging Face hub dataset id (`org/name`, read with `datasets.load_dataset(path, name,
+    split=split)`). Rows: TRL `{prompt, chosen, rejected}` (strings or message lists),
+    Anthropic HH `{chosen, rejected}` dialogues, UltraFeedback-binarized (message lists that
+    repeat the prompt), or unpaired `{prompt, completion, label}` (KTO).
+
+    Lengths are in tokens after the chat template: the prompt keeps its last
+    `max_prompt_length` tokens; a completion that still does not fit in `max_length` is cut
+    (`overlong: truncate`, TRL's behaviour), dropped (`skip`) or rejected (`error`).
+    """
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    offset: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+    max_length: int = Field(512, ge=2)
+    max_prompt_length: int = Field(256, ge=1)
+    overlong: Literal["truncate", "skip", "error"] = "truncate"
+    skip_bad_rows: bool = False
+    chat_template: bool = True
+    system_prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _lengths(self) -> DataSpec:
+        if self.max_prompt_length >= self.max_length:
+            raise ValueError(f"max_prompt_length ({self.max_prompt_length}) must be < max_length "
+                             f"({self.max_length}): no room would be left for the completion")
+        return self
+
+
+class OptimSpec(Spec):
+    """AdamW with linear warm-up then decay (`evalbench.train.schedules.lr_at`).
+
+    The effective batch is `batch_size * grad_accum` pairs (KTO: completions). `warmup_steps`
+    wins over `warmup_ratio` when given. `max_grad_norm` None or 0 disables clipping (the
+    norm is still logged).
+    """
+
+    lr: float = Field(5e-6, gt=0)
+    lr_schedule: ScheduleKind = "cosine"
+    min_lr: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    warmup_steps: int | None = Field(None, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _lrs(self) -> OptimSpec:
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must be <= lr ({self.lr})")
+        if not all(0.0 <= b < 1.0 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be in [0, 1), got {self.adam_betas}")
+        return self
+
+
+# Run-control fields: they change where and how a run is written, not what it computes, so
+# they are left out of `train_hash` (a resumed run may change them).
+RUN_CONTROL_FIELDS = frozenset({"out", "overwrite", "resume", "save_steps", "report_to", "wandb_project",
+                                "plots", "threads"})
+
+
+class TrainSpec(Spec):
+    """One training run. See the module docstring and `benchmarks/train/*.yaml` for recipes.
+
+    Attributes (selected):
+        method: a `METHODS` name.
+        base: base model (local directory, hub id, or `tiny` for the embedded tiny model).
+        out: output directory; it becomes the peft adapter directory.
+        max_steps: optimiser steps; when None, `epochs` passes over the data decide.
+        quantization: "nf4" loads the base in 4-bit NF4 through bitsandbytes (QLoRA).
+        precision: "auto" = bf16 autocast on a CUDA GPU that supports it, else fp32.
+        precompute_ref: compute reference log-probs once before training and cache them on disk
+            (keyed by base-model identity + tokenized data hash), instead of each step.
+        save_steps: save a resumable checkpoint every N steps (atomically).
+        kto_kl: KTO reference point z from mismatched pairs (False: z = 0).
+        eval_examples: score the first N training examples before and after training (loss,
+            implicit rewards, accuracy) into train_meta.json["eval"]; 0 turns it off.
+    """
+
+    method: str
+    base: str
+    data: DataSpec
+    out: str
+    seed: int = 0
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    loss: LossSpec = LossSpec()
+    wpo: WPOSpec = WPOSpec()
+    lora: LoraSpec = LoraSpec()
+    optim: OptimSpec = OptimSpec()
+    quantization: Literal["none", "nf4"] = "none"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gradient_checkpointing: bool = False
+    precompute_ref: bool = False
+    ref_cache_dir: str | None = None
+    kto_kl: bool = True
+    eval_examples: int = Field(256, ge=0)
+    save_steps: int | None = Field(None, ge=1)
+    report_to: tuple[Literal["wandb", "tensorboard"], ...] = ()
+    wandb_project: str = "evalbench"
+    plots: bool = True
+    threads: int | None = Field(None, ge=1)
+    overwrite: bool = False
+    resume: bool = False
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in METHODS:
+            from evalbench.registry import did_you_mean
+
+            raise ValueError(f"unknown method '{v}'{did_you_mean(v, METHODS.names())} "
+                             f"(known: {', '.join(METHODS.names())})")
+        return v
+
+    @model_validator(mode="after")
+    def _combination(self) -> TrainSpec:
+        if self.overwrite and self.resume:
+            raise ValueError("give at most one of overwrite and resume")
+        return self
+
+    @property
+    def info(self) -> MethodInfo:
+        return METHODS.get(self.method)
+
+    @property
+    def loss_name(self) -> str:
+        return self.info.loss
+
+    @property
+    def wpo_enabled(self) -> bool:
+        return self.wpo.enabled or self.info.wpo
+
+    def train_hash(self) -> str:
+        """Hash of everything that decides the trained weights (run-control fields excluded)."""
+        from evalbench.io import canonical_json, sha256_text
+
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check(spec: TrainSpec):
+    """Every check that needs no model and no data: returns the loss's `LossInfo`.
+
+    Raises:
+        InputError: an option combination the loss cannot honour (e.g. WPO on ORPO, a
+            divergence on SimPO, `reference_free` on DPO, precomputed reference log-probs for a
+            reference-free loss), a β schedule that cannot be evaluated, fp16 on CPU.
+        MissingExtra: torch / peft / transformers, bitsandbytes for nf4, or a requested
+            reporter (wandb, tensorboard) is not installed.
+    """
+    from evalbench.errors import require
+
+    require("torch", "train")
+    require("transformers", "train")
+    require("peft", "train")
+    from evalbench.train.losses import check_loss_options
+    from evalbench.train.schedules import beta_at
+
+    params = spec.loss.params()
+    info = check_loss_options(spec.loss_name, params, weighting=spec.wpo_enabled)
+    if not spec.wpo_enabled and spec.wpo != WPOSpec():
+        raise InputError("wpo options are set but WPO weighting is off; add wpo.enabled=true "
+                         "(--wpo) or use method 'wpo'", field="wpo")
+    # evaluates the schedule once so that a bad schedule fails here, not at step 1
+    beta_at(0, 1, spec.loss.beta, spec.loss.beta_end, spec.loss.beta_schedule)
+    if spec.precompute_ref and not info.requires_ref(params):
+        raise InputError(f"method '{spec.method}' uses no reference model; precompute_ref has nothing "
+                         "to precompute", field="precompute_ref")
+    if spec.method != "kto" and spec.kto_kl is not True:
+        raise InputError(f"kto_kl is a KTO option; method '{spec.method}' ignores it", field="kto_kl")
+    if spec.quantization == "nf4":
+        require("bitsandbytes", "train")
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if spec.device == "cuda" and not cuda:
+        raise InputError("device 'cuda' asked for but torch sees no CUDA GPU", field="device")
+    on_gpu = spec.device == "cuda" or (spec.device == "auto" and cuda)
+    if spec.precision == "fp16" and not on_gpu:
+        raise InputError("fp16 mixed precision needs a CUDA GPU; use fp32 or bf16 on CPU", field="precision")
+    for name in spec.report_to:
+        # torch.utils.tensorboard is in torch; the `tensorboard` package it needs may not be
+        modules = {"wandb": ("wandb",), "tensorboard": ("tensorboard", "torch.utils.tensorboard")}[name]
+        for module in modules:
+            require(module, "tracking")
+    return info
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def recipe_path(config: str | Path) -> Path:
+    """A recipe file: an existing path, else `benchmarks/train/<name>.yaml`."""
+    path = Path(config).expanduser()
+    if path.exists():
+        return path
+    candidate = RECIPES_DIR / f"{config}.yaml"
+    if "/" not in str(config) and candidate.exists():
+        return candidate
+    known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")) if RECIPES_DIR.is_dir() else []
+    hint = f" (recipes in {RECIPES_DIR}: {', '.join(known)})" if known else ""
+    raise InputError(f"config file not found{hint}", path=path, field="--config")
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, merging nested mappings key by key."""
+    out = copy.deepcopy(dict(base))
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_train_spec(config: str | Path | None = None, *, profile: str | None = None,
+                    overrides: Sequence[str] = (), **fields: Any) -> TrainSpec:
+    """Build a `TrainSpec` from a recipe (+ profile), keyword fields and `key=value` overrides.
+
+    Precedence, lowest first: recipe, recipe profile, keyword `fields` (nested mappings are
+    merged), overrides. Keyword fields whose value is None are ignored, so CLI flags that were
+    not given do not clobber the recipe.
+
+    Raises:
+        InputError: missing recipe, unknown profile, or a validation error naming the key path.
+    """
+    data: dict[str, Any] = {}
+    source = None
+    if config is not None:
+        path = recipe_path(config)
+        source = str(path)
+        data = load_yaml(path)
+        profiles = data.pop(PROFILES_KEY, None) or {}
+        if not isinstance(profiles, Mapping):
+            raise InputError("'profiles' must map profile names to overrides", path=path, field=PROFILES_KEY)
+        if profile is not None:
+            if profile not in profiles:
+                from evalbench.registry import did_you_mean
+
+                raise InputError(f"unknown profile '{profile}'{did_you_mean(profile, list(profiles))} "
+                                 f"(known: {', '.join(sorted(profiles)) or 'none'})", path=path,
+                                 field="--profile")
+            data = deep_merge(data, profiles[profile])
+    elif profile is not None:
+        raise InputError("--profile needs --config (profiles live in recipe files)", field="--profile")
+    data = deep_merge(data, _drop_none(fields))
+    data = apply_overrides(data, overrides)
+    return validate_spec(TrainSpec, data, source=source)
+
+
+def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, Mapping):
+            value = _drop_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def resolve_base(base: str) -> str:
+    """The base model to load: `tiny` -> the embedded tiny model dir; local paths made absolute."""
+    if base == TINY_ALIAS and not Path(base).exists():
+        from evalbench.models.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model().resolve())
+    path = Path(base).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise InputError("not a model directory (no config.json)", path=path, field="base")
+        return str(path.resolve())
+    if base.startswith(("/", ".", "~")) or base.count("/") >= 2:
+        raise InputError("base model directory not found", path=base, field="base")
+    return base
+
+
+def total_steps(spec: TrainSpec, n_examples: int) -> int:
+    """Optimiser steps of a run over `n_examples` (pairs; KTO: completions)."""
+    if spec.max_steps is not None:
+        return spec.max_steps
+    per_epoch = math.ceil(n_examples / spec.optim.batch_size)
+    return max(1, math.ceil(per_epoch * spec.epochs / spec.optim.grad_accum))
+
+
+def warmup_steps(spec: TrainSpec, total: int) -> int:
+    if spec.optim.warmup_steps is not None:
+        return min(spec.optim.warmup_steps, total)
+    return min(total, round(spec.optim.warmup_ratio * total))
