@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "export": "evalbench.report.cli:add_export",
     "report": "evalbench.report.cli:add_report",
     "analyze": "evalbench.report.cli:add_analyze",
+    "train": "evalbench.train.cli:add_command",
+    "reward": "evalbench.train.cli:add_reward_command",
     "alpaca": "evalbench.suites.alpaca.cli:add_command",
     "mtbench": "evalbench.suites.mtbench.cli:add_command",
     "run": "evalbench.run_cli:add_command",
