@@ -59,11 +59,14 @@ def policy_engine(spec: RunSpec, run: Run, cache: Cache) -> Iterator[tuple[list[
         from evalbench.generate.client import OpenAICompatibleBackend
 
         e = m.endpoint
-        backend = OpenAICompatibleBackend(e.base_url, e.model, api_key_env=e.api_key_env,
-                                          max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                                          max_retries=e.max_retries)
-        meta = checkpoint_meta(e.model, None)
-        yield [Checkpoint(e.model, CachedBackend(backend, cache), m.base, None, meta)], None
+        checkpoints = []
+        for name in m.served_models or (e.model,):
+            backend = OpenAICompatibleBackend(e.base_url, name, api_key_env=e.api_key_env,
+                                              max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
+                                              max_retries=e.max_retries)
+            checkpoints.append(Checkpoint(name, CachedBackend(backend, cache), m.base, None,
+                                          checkpoint_meta(name, None)))
+        yield checkpoints, None
         return
     server_spec = ServerSpec(model=m.base, served_name=m.served_name, adapters=tuple(adapters), dtype=m.dtype,
                              max_model_len=m.max_model_len, kv_cache_gib=m.kv_cache_gib)

@@ -23,6 +23,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
     p.add_argument("--model-url", help="generate through this OpenAI-compatible endpoint instead of serving")
     p.add_argument("--model-key-env", help="environment variable holding the --model-url API key")
+    p.add_argument("--served-model", action="append", default=[], metavar="NAME",
+                   help="with --model-url: a model name on that endpoint to evaluate (repeatable; "
+                        "e.g. LoRA adapters on a remote vLLM)")
     p.add_argument("--engine", choices=["server", "inprocess"], help="how the policy is served (default: server)")
     p.add_argument("--judge", help="same | vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR]")
     p.add_argument("--unconstrained-judge", action="store_true",
@@ -64,6 +67,8 @@ def spec_from_args(args: argparse.Namespace):
     if args.model_url:
         model["endpoint"] = {"base_url": args.model_url, "model": args.model or model.get("base"),
                              "api_key_env": args.model_key_env}
+    if args.served_model:
+        model["served_models"] = list(args.served_model)
     data["model"] = model
     if args.judge:
         data["judge"] = {**(data.get("judge") or {}), **parse_judge_arg(args.judge)}

@@ -28,8 +28,10 @@ class ModelSpec(Spec):
     dtype: str = "auto"
     max_model_len: int | None = 2048
     kv_cache_gib: float = Field(1.0, gt=0)
-    # Generate through an OpenAI-compatible endpoint instead of serving `base` ourselves.
+    # Generate through an OpenAI-compatible endpoint instead of serving `base` ourselves; each of
+    # `served_models` (e.g. LoRA adapters on a remote vLLM) is a checkpoint, default: endpoint.model.
     endpoint: EndpointSpec | None = None
+    served_models: tuple[str, ...] = ()
 
 
 class JudgeSpec(Spec):

@@ -45,11 +45,18 @@ def lora_adapter(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_model, lora_adapter, tmp_path_factory):
+def lora_adapter_b(tiny_model, tmp_path_factory) -> Path:
+    return make_random_lora(tiny_model, tmp_path_factory.mktemp("adapter") / "lora_b", seed=1)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model, lora_adapter, lora_adapter_b, tmp_path_factory):
+    """Base "tiny" + adapters "lora_a" and "lora_b"."""
     from evalbench.config import AdapterSpec, ServerSpec
     from evalbench.serve.vllm_server import VLLMServer
 
     spec = ServerSpec(model=str(tiny_model), served_name="tiny", dtype="float32", max_model_len=1024,
-                      adapters=(AdapterSpec(name="lora_a", path=str(lora_adapter)),), startup_timeout_s=300)
+                      adapters=(AdapterSpec(name="lora_a", path=str(lora_adapter)),
+                                AdapterSpec(name="lora_b", path=str(lora_adapter_b))), startup_timeout_s=300)
     with VLLMServer(spec, log_dir=tmp_path_factory.mktemp("server-logs")) as server:
         yield server
