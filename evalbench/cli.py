@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "alpaca": "evalbench.suites.alpaca.cli:add_command",
     "mtbench": "evalbench.suites.mtbench.cli:add_command",
     "run": "evalbench.run_cli:add_command",
+    "openllm": "evalbench.suites.openllm.cli:add_command",
 }
 
 

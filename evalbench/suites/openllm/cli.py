@@ -1,0 +1,178 @@
+"""`evalbench openllm`: Open LLM Leaderboard tasks (lm-eval) for a base model and LoRA adapters.
+
+    evalbench openllm --model BASE [--adapter NAME=PATH ...] [--tasks arc_challenge,gsm8k] [--limit 20]
+                      [--backend inprocess|server] [--base-url URL] [--suite openllm|openllm_v2]
+
+Writes one run (results/runs/<run_id>/) through the ResultsStore: SampleRecords per document,
+lm-eval's results and samples under artifacts/openllm/<checkpoint>/, summary.json. The run id
+defaults to a hash of the command's spec, so running the same command again resumes it and
+recomputes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("openllm", help="OpenLLM leaderboard tasks through lm-eval (base model + LoRA adapters)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="base model: a local directory or a hub id")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
+                   help="a LoRA adapter to evaluate (repeatable)")
+    p.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
+    p.add_argument("--served-name", help="checkpoint name of the base model (default: the model directory name)")
+    p.add_argument("--suite", default="openllm", choices=["openllm", "openllm_v2"],
+                   help="default task list: openllm (v1, six tasks) or openllm_v2 (lm-eval's leaderboard group)")
+    p.add_argument("--tasks", help="comma-separated lm-eval task or group names (default: the suite's)")
+    p.add_argument("--limit", type=int, help="documents per task, for quick runs")
+    p.add_argument("--backend", choices=["inprocess", "server"], default="inprocess",
+                   help="lm-eval's vLLM model in process, or local-completions against a vLLM server")
+    p.add_argument("--base-url", help="server backend: an existing OpenAI-compatible endpoint (.../v1); "
+                   "default: evalbench starts a vLLM server per checkpoint")
+    p.add_argument("--served-model", help="with --base-url: the name the base model is served under")
+    p.add_argument("--api", choices=["completions", "chat"], default="completions",
+                   help="server backend: /v1/completions (every task) or /v1/chat/completions (generation tasks, "
+                        "with --apply-chat-template)")
+    p.add_argument("--num-fewshot", action="append", default=[], metavar="TASK=N", help="few-shot override")
+    p.add_argument("--apply-chat-template", action="store_true", help="render prompts with the model's chat template")
+    p.add_argument("--fewshot-as-multiturn", action="store_true")
+    p.add_argument("--data", choices=["auto", "offline", "online"], default="auto",
+                   help="offline: local files in the data dir; online: lm-eval's hub datasets")
+    p.add_argument("--include-path", action="append", default=[], metavar="DIR", help="your own lm-eval task YAMLs")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--max-length", type=int, help="context length in tokens (default: the model's)")
+    p.add_argument("--batch-size", help="vLLM batch ('auto') or prompts per request (server)")
+    p.add_argument("--num-concurrent", type=int, default=4, help="parallel requests to the server")
+    p.add_argument("--lora", choices=["auto", "merge", "native"], default="auto",
+                   help="evaluate adapters as merged copies (auto on the vLLM CPU build) or as LoRA")
+    p.add_argument("--report-subtasks", action="store_true", help="summarise every member task of a group")
+    p.add_argument("--seed", type=int, action="append", help="evalbench seed(s) the records are filed under (default 0)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    p.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, int]:
+    from evalbench.errors import InputError
+
+    out: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            out[key] = int(value)
+        except ValueError:
+            raise InputError(f"expected TASK=N, got {item!r}", field=flag) from None
+    return out
+
+
+def build_options(args: argparse.Namespace):
+    from evalbench.config import validate_spec
+    from evalbench.suites.openllm.runner import OpenLLMOptions
+
+    data: dict[str, Any] = {"backend": args.backend, "data": args.data, "dtype": args.dtype,
+                            "num_fewshot": _pairs(args.num_fewshot, "--num-fewshot"),
+                            "apply_chat_template": args.apply_chat_template,
+                            "fewshot_as_multiturn": args.fewshot_as_multiturn,
+                            "include_path": tuple(args.include_path), "num_concurrent": args.num_concurrent,
+                            "lora": args.lora, "report_subtasks": args.report_subtasks, "api": args.api}
+    if args.tasks:
+        data["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    for key in ("limit", "base_url", "served_model", "max_length"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    if args.batch_size is not None:
+        data["batch_size"] = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    return validate_spec(OpenLLMOptions, data, source="evalbench openllm")
+
+
+def run(args: argparse.Namespace) -> int:
+    from evalbench.config import parse_adapter_arg
+    from evalbench.errors import InputError
+    from evalbench.io import canonical_json, sha256_text
+    from evalbench.provenance import adapter_identity
+    from evalbench.runspec import checkpoint_meta
+    from evalbench.store import ResultsStore
+    from evalbench.suites.base import SUITES, Checkpoint, SuiteContext
+
+    options = build_options(args)
+    adapters = [parse_adapter_arg(a) for a in args.adapter]
+    base_name = args.served_name or Path(args.model).name or args.model
+    names = ([] if args.no_base else [base_name]) + [a.name for a in adapters]
+    if not names:
+        raise InputError("nothing to evaluate: --no-base without --adapter", field="--no-base")
+    if len(set(names)) != len(names):
+        raise InputError(f"checkpoint names must be unique, got {names}", field="--adapter")
+    for a in adapters:
+        if not Path(a.path).is_dir():
+            raise InputError(f"adapter '{a.name}' directory not found", path=a.path, field="--adapter")
+    suite = SUITES.get(args.suite)(options)
+    seeds = tuple(args.seed or [0])
+    spec = {"command": "openllm", "suite": args.suite, "model": args.model, "base_name": None if args.no_base else base_name,
+            "adapters": [{"name": a.name, "path": str(Path(a.path).resolve()),
+                          "sha256": adapter_identity(a.name, a.path)["sha256"]} for a in adapters],
+            "seeds": list(seeds), "options": options.model_dump(mode="json")}
+    spec_hash = sha256_text(canonical_json(spec))
+    store = ResultsStore(args.results)
+    run_id = args.run_id or f"openllm-{spec_hash[:12]}"
+    # Every input check (names, offline files, chat template) before the run or any engine starts.
+    plan = suite.prepare(args.model, store.runs_dir / run_id / "artifacts" / "openllm" / "tasks", options.limit)
+    run_handle = store.start(spec, spec_hash, run_id=run_id, data_files=plan.data_files, kind="openllm")
+    ctx = SuiteContext(run=run_handle, limit=options.limit)
+    checkpoints = ([] if args.no_base else [Checkpoint(base_name, None, args.model, None,  # type: ignore[arg-type]
+                                                       checkpoint_meta(base_name, None))])
+    checkpoints += [Checkpoint(a.name, None, args.model, str(Path(a.path).resolve()),  # type: ignore[arg-type]
+                               checkpoint_meta(a.name, a.path)) for a in adapters]
+    rows = []
+    try:
+        for ck in checkpoints:
+            for seed in seeds:
+                suite.score(ctx, ck, seed, [])
+        for ck in checkpoints:
+            sha = next((a["sha256"] for a in spec["adapters"] if a["name"] == ck.name), None)
+            for seed in seeds:
+                samples = run_handle.samples(suite=suite.name, checkpoint=ck.name, seed=seed)
+                rows.append({"suite": suite.name, "suite_version": suite.version, "checkpoint": ck.name,
+                             "group": ck.meta.get("group", ck.name), "train_seed": ck.meta.get("train_seed"),
+                             "seed": seed, "base_model": args.model, "adapter": ck.adapter_path,
+                             "adapter_sha256": sha, "method": ck.meta.get("method"), "judge": None,
+                             "metrics": suite.summarize(samples), "n_samples": len(samples),
+                             "n_failed": sum(1 for s in samples if s.error is not None)})
+        summary: dict[str, Any] = {"results": rows}
+        try:
+            from evalbench.aggregate.summarize import aggregate_rows
+
+            summary["aggregate"] = aggregate_rows(rows)
+        except ImportError:  # aggregation lives in another module of the package
+            summary["aggregate"] = []
+        run_handle.write_summary(summary)
+        run_handle.finish("success")
+    except KeyboardInterrupt:
+        run_handle.finish("interrupted", error="interrupted; rerun the same command to resume")
+        raise
+    except BaseException as exc:
+        run_handle.finish("error", error=f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    _print_table(rows, suite.tasks)
+    print(f"run written to {run_handle.path}")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]], tasks: list[str]) -> None:
+    seen = set()
+    for row in rows:
+        if row["checkpoint"] in seen:
+            continue
+        seen.add(row["checkpoint"])
+        metrics = row["metrics"]
+        shown = {k: v for k, v in metrics.items() if not k.endswith("_stderr") and "/" in k
+                 and k.split("/")[0] in tasks or k in ("average",) or k.endswith("/normalized")}
+        parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(shown.items())]
+        print(f"{row['checkpoint']}: " + ", ".join(parts))
