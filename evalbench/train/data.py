@@ -121,7 +121,8 @@ def locate(path: str) -> tuple[str, Path | None]:
         return "file", root / path
     suffixes = {s for s in local.suffixes}
     if suffixes & {".jsonl", ".json", ".parquet", ".gz"} or path.startswith(("/", ".", "~")) or path.count("/") > 1:
-        where = f" (nor under the data dir {root})" if root is not None else ""
+        where = (f" (nor under the data dir {root})" if root is not None else
+                 " (a relative path is also looked up under the data dir: set EVALBENCH_DATA_DIR or --data-dir)")
         raise InputError(f"data file not found{where}", path=path, field="data.path")
     return "hub", None
 
