@@ -20,6 +20,7 @@ from evalbench.cache import Cache
 from evalbench.cache_cli import default_cache_path
 from evalbench.config import ServerSpec
 from evalbench.generate.backend import CachedBackend
+from evalbench.provenance import adapter_identity
 from evalbench.runspec import RunSpec, checkpoint_meta, expand_adapters
 from evalbench.store import ResultsStore, Run
 from evalbench.suites.base import SUITES, Checkpoint, Suite, SuiteContext
@@ -51,10 +52,26 @@ def default_run_id(spec: RunSpec) -> str:
 
 
 @contextlib.contextmanager
-def policy_engine(spec: RunSpec, run: Run, cache: Cache) -> Iterator[tuple[list[Checkpoint], Any]]:
-    """Start one engine for the base model with every adapter; yield the checkpoints on it."""
+def policy_engine(spec: RunSpec, run: Run, cache: Cache, *, serve: bool = True
+                  ) -> Iterator[tuple[list[Checkpoint], Any]]:
+    """Start one engine for the base model with every adapter; yield the checkpoints on it.
+
+    With `serve=False` (no suite generates through evalbench) no engine starts and the
+    checkpoints carry no backend.
+    """
     m = spec.model
     adapters = expand_adapters(m)
+    if not serve and m.endpoint is None:
+        from evalbench.serve.vllm_server import check_adapter, check_model
+
+        check_model(m.base)
+        for a in adapters:
+            check_adapter(a, m.base)
+        name = m.served_name or Path(m.base).name or m.base
+        checkpoints = [Checkpoint(name, None, m.base, None, checkpoint_meta(name, None))] if m.include_base else []
+        checkpoints += [Checkpoint(a.name, None, m.base, a.path, checkpoint_meta(a.name, a.path)) for a in adapters]
+        yield checkpoints, None
+        return
     if m.endpoint is not None:
         from evalbench.generate.client import OpenAICompatibleBackend
 
@@ -129,7 +146,7 @@ def summarize_run(run: Run, suites: Sequence[Suite], checkpoints: Sequence[Check
                     "suite": suite.name, "suite_version": suite.version, "checkpoint": ck.name,
                     "group": meta.get("group", ck.name), "train_seed": meta.get("train_seed"), "seed": seed,
                     "base_model": ck.base_model, "adapter": ck.adapter_path,
-                    "adapter_sha256": ck.backend.who.get("adapter", {}).get("sha256"),
+                    "adapter_sha256": adapter_identity(ck.name, ck.adapter_path)["sha256"] if ck.adapter_path else None,
                     "method": meta.get("method"), "judge": judge_name if suite.needs_judge else None,
                     "metrics": metrics, "n_samples": len(samples),
                     "n_failed": sum(1 for s in samples if s.error is not None)})
@@ -145,8 +162,9 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
     cache = Cache(spec.cache_path or default_cache_path())
     judge_name = spec.judge.name(spec.model.base) if any(s.needs_judge for s in suites) else None
     calls: dict[str, int] = {"generate": 0, "judge": 0, "cached": 0}
+    serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None
     try:
-        with policy_engine(spec, handle, cache) as (checkpoints, engine):
+        with policy_engine(spec, handle, cache, serve=serve) as (checkpoints, engine):
             ctx = SuiteContext(run=handle, judge=None, judge_name=judge_name,
                                constrained_judge=spec.judge.is_constrained(), limit=spec.limit)
             gens: dict[tuple[str, str, int], list] = {}
@@ -154,8 +172,8 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
                 for ck in checkpoints:
                     for seed in spec.seeds:
                         gens[(suite.name, ck.name, seed)] = suite.generate(ctx, ck, seed)
-            calls["generate"] = sum(ck.backend.misses for ck in checkpoints)
-            calls["cached"] = sum(ck.backend.hits for ck in checkpoints)
+            calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
+            calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
             judge_cm = judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
             # A separate judge server is started only after generation; the policy engine stays up
             # because `same` judges on it and cross-checkpoint suites may still generate.

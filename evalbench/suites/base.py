@@ -33,7 +33,8 @@ class Checkpoint:
     """A policy to evaluate: the base model or a LoRA adapter served on its engine."""
 
     name: str
-    backend: CachedBackend
+    # None when no suite of the run generates through evalbench (e.g. only lm-eval suites).
+    backend: CachedBackend | None
     base_model: str
     adapter_path: str | None = None
     # From train_meta.json when the adapter was trained by evalbench: method, training seed, ...
@@ -62,6 +63,8 @@ class Suite(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     needs_judge: ClassVar[bool] = False
+    # False: the suite brings its own engine (lm-eval), so `evalbench run` need not serve the policy.
+    uses_policy_backend: ClassVar[bool] = True
     Options: ClassVar[type[Spec]] = NoOptions
 
     def __init__(self, options: Spec | None = None):

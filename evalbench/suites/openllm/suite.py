@@ -43,6 +43,7 @@ class OpenLLM(Suite):
 
     name: ClassVar[str] = "openllm"
     version: ClassVar[str] = "1"
+    uses_policy_backend: ClassVar[bool] = False  # lm-eval runs its own engine (in-process or server)
     Options = OpenLLMOptions
     default_tasks: ClassVar[tuple[str, ...]] = tuple(t for t, _, _ in T.V1_TASKS)
 
