@@ -163,7 +163,7 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
     judge_name = spec.judge.name(spec.model.base) if any(s.needs_judge for s in suites) else None
     calls: dict[str, int] = {"generate": 0, "judge": 0, "cached": 0}
     serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None
-    try:
+    with handle.recording():
         with policy_engine(spec, handle, cache, serve=serve) as (checkpoints, engine):
             ctx = SuiteContext(run=handle, judge=None, judge_name=judge_name,
                                constrained_judge=spec.judge.is_constrained(), limit=spec.limit)
@@ -189,18 +189,7 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
                     calls["judge"] = judge.misses
                     calls["cached"] += judge.hits
         rows = summarize_run(handle, suites, checkpoints, spec.seeds, judge_name)
-        from evalbench.aggregate.summarize import aggregate_results
-
-        handle.write_summary({"results": rows, "aggregate": aggregate_results(rows)})
-        header = handle.header()
-        history = header.get("model_calls", []) + [calls]
-        handle.update_header(model_calls=history)
-        handle.finish("success")
-    except KeyboardInterrupt:
-        handle.finish("interrupted", error="interrupted; rerun the same command to resume")
-        raise
-    except BaseException as exc:
-        handle.finish("error", error=f"{type(exc).__name__}: {exc}"[:1000])
-        raise
+        handle.write_results(rows)
+        handle.update_header(model_calls=handle.header().get("model_calls", []) + [calls])
     log.info("run %s finished: %s", handle.run_id, calls)
     return handle

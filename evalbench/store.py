@@ -15,6 +15,7 @@ atomically (temp file + rename).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -139,6 +140,25 @@ class Run:
 
     def finish(self, status: RunStatus, error: str | None = None) -> None:
         self.update_header(status=status, error=error, finished_at=_now())
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Run]:
+        """Mark the run `success` when the block ends, `interrupted` or `error` when it raises."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted", error="interrupted; rerun the same command to resume")
+            raise
+        except BaseException as exc:
+            self.finish("error", error=f"{type(exc).__name__}: {exc}"[:1000])
+            raise
+        self.finish("success")
+
+    def write_results(self, rows: list[dict[str, Any]], **extra: Any) -> None:
+        """summary.json from per suite x checkpoint x seed rows, with the across-seed aggregate."""
+        from evalbench.aggregate.summarize import aggregate_results
+
+        self.write_summary({"results": rows, "aggregate": aggregate_results(rows), **extra})
 
 
 def _dedupe(rows: list, key_fields: tuple[str, ...]) -> list:

@@ -440,10 +440,6 @@ def aggregate_results(results: Sequence[Mapping[str, Any]], *, conf: float = 0.9
     return [{f: row.get(f) for f in AGGREGATE_FIELDS} for row in out]
 
 
-# The name `evalbench run` (evalbench/api.py) imports.
-aggregate_rows = aggregate_results
-
-
 def aggregate_run(run: str | Path | Run | RunData, results: Sequence[Mapping[str, Any]] | None = None, *,
                   conf: float = 0.95, bootstrap_iters: int = 10_000, seed: int = 0,
                   write: bool = False) -> list[dict[str, Any]]:
@@ -477,7 +473,6 @@ __all__ = [
     "ResultSet",
     "RunData",
     "aggregate_results",
-    "aggregate_rows",
     "aggregate_run",
     "as_number",
     "is_bookkeeping",

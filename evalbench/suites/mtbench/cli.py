@@ -166,7 +166,7 @@ def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name:
     run = store.start(spec, sha256_text(canonical_json(spec)), run_id=run_id, kind="mtbench-judge",
                       data_files=[*map(Path, answer_files), *suite.data_files()])
     ctx = SuiteContext(run=run, judge=judge, judge_name=judge_name, constrained_judge=constrained)
-    try:
+    with run.recording():
         if mode == "single":
             for model in names:
                 suite.judge_answers(ctx, model, 0, answers[model], model=model)
@@ -174,19 +174,7 @@ def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name:
             sides = [Side(m, m, answers[m]) for m in names]
             suite.judge_pairs(ctx, 0, sides, suite.pairs(names, baseline), baseline=baseline)
         suite.write_radar(ctx)
-        rows = summary_rows(run, suite, [m for m in names if m != baseline], judge_name)
-        summary: dict[str, Any] = {"results": rows, "aggregate": []}
-        try:
-            from evalbench.aggregate.summarize import aggregate_rows
-
-            summary["aggregate"] = aggregate_rows(rows)
-        except ImportError:  # the aggregation module is not there yet: the rows alone are complete
-            pass
-        run.write_summary(summary)
-        run.finish("success")
-    except BaseException as exc:
-        run.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "error", error=str(exc)[:500])
-        raise
+        run.write_results(summary_rows(run, suite, [m for m in names if m != baseline], judge_name))
     return run
 
 

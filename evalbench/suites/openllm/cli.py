@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from evalbench.config import parse_adapter_arg
     from evalbench.errors import InputError
     from evalbench.io import canonical_json, sha256_text
+    from evalbench.api import summarize_run
     from evalbench.provenance import adapter_identity
     from evalbench.runspec import checkpoint_meta
     from evalbench.store import ResultsStore
@@ -126,40 +127,16 @@ def run(args: argparse.Namespace) -> int:
     plan = suite.prepare(args.model, store.runs_dir / run_id / "artifacts" / "openllm" / "tasks", options.limit)
     run_handle = store.start(spec, spec_hash, run_id=run_id, data_files=plan.data_files, kind="openllm")
     ctx = SuiteContext(run=run_handle, limit=options.limit)
-    checkpoints = ([] if args.no_base else [Checkpoint(base_name, None, args.model, None,  # type: ignore[arg-type]
+    checkpoints = ([] if args.no_base else [Checkpoint(base_name, None, args.model, None,
                                                        checkpoint_meta(base_name, None))])
-    checkpoints += [Checkpoint(a.name, None, args.model, str(Path(a.path).resolve()),  # type: ignore[arg-type]
+    checkpoints += [Checkpoint(a.name, None, args.model, str(Path(a.path).resolve()),
                                checkpoint_meta(a.name, a.path)) for a in adapters]
-    rows = []
-    try:
+    with run_handle.recording():
         for ck in checkpoints:
             for seed in seeds:
                 suite.score(ctx, ck, seed, [])
-        for ck in checkpoints:
-            sha = next((a["sha256"] for a in spec["adapters"] if a["name"] == ck.name), None)
-            for seed in seeds:
-                samples = run_handle.samples(suite=suite.name, checkpoint=ck.name, seed=seed)
-                rows.append({"suite": suite.name, "suite_version": suite.version, "checkpoint": ck.name,
-                             "group": ck.meta.get("group", ck.name), "train_seed": ck.meta.get("train_seed"),
-                             "seed": seed, "base_model": args.model, "adapter": ck.adapter_path,
-                             "adapter_sha256": sha, "method": ck.meta.get("method"), "judge": None,
-                             "metrics": suite.summarize(samples), "n_samples": len(samples),
-                             "n_failed": sum(1 for s in samples if s.error is not None)})
-        summary: dict[str, Any] = {"results": rows}
-        try:
-            from evalbench.aggregate.summarize import aggregate_rows
-
-            summary["aggregate"] = aggregate_rows(rows)
-        except ImportError:  # aggregation lives in another module of the package
-            summary["aggregate"] = []
-        run_handle.write_summary(summary)
-        run_handle.finish("success")
-    except KeyboardInterrupt:
-        run_handle.finish("interrupted", error="interrupted; rerun the same command to resume")
-        raise
-    except BaseException as exc:
-        run_handle.finish("error", error=f"{type(exc).__name__}: {exc}"[:1000])
-        raise
+        rows = summarize_run(run_handle, [suite], checkpoints, seeds, judge_name=None)
+        run_handle.write_results(rows)
     _print_table(rows, suite.tasks)
     print(f"run written to {run_handle.path}")
     return 0
