@@ -86,20 +86,13 @@ def run(args: argparse.Namespace) -> int:
     handle = run_spec(spec)
     print_summary(handle)
 
-    from evalbench.aggregate.compare import compare_runs, to_text, write_comparison
     from evalbench.aggregate.summarize import load_runs
-    from evalbench.report.export import export_leaderboard
     from evalbench.report.report import build_report
+    from evalbench.run_cli import compare_and_export
 
-    runs = load_runs([handle.path], with_samples=True)
-    comparison = compare_runs(runs, baseline=spec.baseline)
-    print(to_text(comparison))
-    write_comparison(comparison, handle.path / "comparison.md")
-    leaderboard = args.results / "leaderboard.csv"
-    export_leaderboard(runs, leaderboard, baseline=spec.baseline,
-                       alpaca_out=args.results / "leaderboard_alpaca_eval.csv")
-    report = build_report(runs, demo_root / "report", baseline=spec.baseline)
-    print(f"\nrun:         {handle.path}\ncomparison:  {handle.path / 'comparison.md'}\n"
-          f"leaderboard: {leaderboard}\nreport:      {report.markdown}\n")
+    compare_and_export(handle, spec)
+    report = build_report(load_runs([handle.path], with_samples=True), demo_root / "report",
+                          baseline=spec.baseline)
+    print(f"{'report:':<20}{report.markdown}\n")
     print(REAL_MODELS)
     return 0

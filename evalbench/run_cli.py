@@ -104,7 +104,30 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     handle = run_spec(spec, run_id=args.run_id)
     print_summary(handle)
+    compare_and_export(handle, spec)
     return 0
+
+
+def compare_and_export(handle, spec) -> dict[str, Path]:
+    """The end of every run: comparison against the baseline (terminal, Markdown, CSV) and leaderboards."""
+    from evalbench.aggregate.compare import compare_runs, to_text, write_comparison
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.report.export import export_leaderboard
+
+    runs = load_runs([handle.path], with_samples=True)
+    comparison = compare_runs(runs, baseline=spec.baseline)
+    print(to_text(comparison))
+    results = Path(spec.results_dir)
+    files = {"comparison": write_comparison(comparison, handle.path / "comparison.md"),
+             "comparison_csv": write_comparison(comparison, handle.path / "comparison.csv"),
+             "leaderboard": results / "leaderboard.csv"}
+    alpaca = results / "leaderboard_alpaca_eval.csv" if "alpaca" in spec.suites else None
+    export_leaderboard(runs, files["leaderboard"], baseline=spec.baseline, alpaca_out=alpaca)
+    if alpaca is not None:
+        files["alpaca_leaderboard"] = alpaca
+    for name, path in files.items():
+        print(f"{name + ':':<20}{path}")
+    return files
 
 
 def print_summary(handle) -> None:

@@ -102,3 +102,21 @@ def test_checkpoint_meta_from_names():
     assert checkpoint_meta("dpo-seed3", None)["group"] == "dpo"
     assert checkpoint_meta("dpo-seed3", None)["train_seed"] == 3
     assert checkpoint_meta("tiny", None) == {"group": "tiny", "train_seed": None, "method": None, "train_meta": {}}
+
+
+def test_cli_run_prints_comparison_and_writes_leaderboards(echo_suite, tmp_path, capsys):
+    from evalbench.cli import main
+
+    with StubServer(models=("pol_a", "pol_b", "judge"), state=StubState(responder=_responder)) as stub:
+        code = main(["-q", "run", "--suite", "echo_test", "--model", "pol", "--model-url", stub.base_url,
+                     "--served-model", "pol_a", "--served-model", "pol_b", "--baseline", "pol_a",
+                     "--judge", f"url={stub.base_url},model=judge", "--seeds", "0,1",
+                     "--results", str(tmp_path / "results"), "--set", f"cache_path={tmp_path / 'c.sqlite'}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "pol_b" in out and "baseline 'pol_a'" in out
+    (run_dir,) = list((tmp_path / "results" / "runs").iterdir())
+    assert (run_dir / "comparison.md").read_text().count("pol_b") >= 1
+    assert (run_dir / "comparison.csv").exists()
+    header = (tmp_path / "results" / "leaderboard.csv").read_text().splitlines()[0]
+    assert header.startswith("group,model,adapter")
