@@ -87,20 +87,35 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", choices=["raw", "inprocess", "server"], help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:
-        print("RESULT " + json.dumps(_measure(args.mode, args.prompts, args.max_tokens, args.repeat)))
+        result = _measure(args.mode, args.prompts, args.max_tokens, args.repeat)
+        with open(args.result_file, "w") as fh:
+            json.dump(result, fh)
         return 0
+    import tempfile
+
+    from evalbench.serve.procs import kill_group
+
     results = {}
     for mode in ("raw", "inprocess", "server"):
-        out = subprocess.run([sys.executable, __file__, "--mode", mode, "--prompts", str(args.prompts),
-                              "--max-tokens", str(args.max_tokens), "--repeat", str(args.repeat)],
-                             capture_output=True, text=True)
-        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{mode}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
-            return 1
-        results[mode] = json.loads(line[len("RESULT "):])
+        result_file = tempfile.mktemp(suffix=".json")
+        # Own process group: vLLM's engine core outlives the measuring process; kill it with the group.
+        with tempfile.TemporaryFile() as log:
+            proc = subprocess.Popen([sys.executable, __file__, "--mode", mode, "--prompts", str(args.prompts),
+                                     "--max-tokens", str(args.max_tokens), "--repeat", str(args.repeat),
+                                     "--result-file", result_file], stdout=log, stderr=log,
+                                    start_new_session=True)
+            proc.wait()
+            kill_group(proc.pid)
+            if not os.path.exists(result_file):
+                log.seek(0)
+                print(f"{mode}: failed\n{log.read().decode(errors='replace')[-2000:]}", file=sys.stderr)
+                return 1
+        with open(result_file) as fh:
+            results[mode] = json.load(fh)
+        os.unlink(result_file)
     raw = results["raw"]["tokens_per_s"]
     print(f"{'path':<10} {'tokens':>7} {'best s':>8} {'tok/s':>9} {'vs raw':>7}")
     for mode, r in results.items():

@@ -18,6 +18,7 @@ from typing import Any
 from evalbench.config import ServerSpec
 from evalbench.errors import ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+from evalbench.serve.procs import kill_group
 from evalbench.serve.vllm_server import check_adapter, check_model
 from evalbench.types import GenRequest, Generation
 
@@ -58,6 +59,9 @@ def _choice_json(out, top_k: int | None) -> dict[str, Any]:
 
 
 def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
+    from evalbench.serve.procs import start_own_group
+
+    start_own_group()  # the engine core joins our group; the parent kills the group at the end
     try:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
@@ -171,6 +175,7 @@ class InProcessEngine:
             if self._proc.is_alive():
                 self._proc.kill()
                 self._proc.join(timeout=10)
+            kill_group(self._proc.pid)  # vLLM's engine core outlives the worker otherwise
         self._proc = self._conn = None
 
     def __enter__(self) -> InProcessEngine:

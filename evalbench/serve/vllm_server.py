@@ -8,7 +8,6 @@ terminated on exit, exception or Ctrl-C (and, via PR_SET_PDEATHSIG, when we are 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.util
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 from evalbench.config import AdapterSpec, ServerSpec
 from evalbench.errors import InputError, MissingExtra, ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+from evalbench.serve.procs import kill_group, start_own_group
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +121,6 @@ def adapter_rank(adapter: AdapterSpec) -> int:
         return 8
 
 
-def _set_pdeathsig() -> None:  # runs in the child before exec
-    os.setsid()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the parent, even on kill -9
-    except OSError:
-        pass
-
-
 class VLLMServer:
     """`with VLLMServer(spec, log_dir=...) as srv: srv.backend("adapter")`."""
 
@@ -208,7 +197,7 @@ class VLLMServer:
         logf.write(f"\n=== evalbench: {' '.join(cmd)}\n".encode())
         logf.flush()
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.environment(), preexec_fn=_set_pdeathsig)
+                                     env=self.environment(), preexec_fn=start_own_group)
         logf.close()
         _LIVE.add(self)
         try:
@@ -254,17 +243,14 @@ class VLLMServer:
         _LIVE.discard(self)
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        kill_group(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid)
             proc.wait(timeout=10)
         # Children of the server (engine core) share its process group; make sure none is left.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
 
     def __enter__(self) -> VLLMServer:
         return self.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evalbench.cache import Cache
@@ -13,6 +15,19 @@ from evalbench.types import GenRequest
 pytestmark = pytest.mark.integration
 
 PROMPTS = ["Write a short sentence about the sea.", "Name three colours.", "What is a good breakfast?"]
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that are not zombies (a container's init may never reap those)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _chat(**sampling):
@@ -31,6 +46,7 @@ def test_inprocess_matches_server_and_serves_lora(tiny_model, lora_adapter, vllm
         sampled = CachedBackend(engine.backend("tiny"), cache).generate(
             _chat(max_tokens=12, temperature=1.0, n=3, seed=1, logprobs=True, top_logprobs=3))
         calls = engine.calls
+        worker_group = engine._proc.pid
         again = CachedBackend(engine.backend("tiny"), cache).generate(greedy)
         assert engine.calls == calls and all(g.cached for g in again)
     served = CachedBackend(vllm_server.backend("tiny"), None).generate(greedy)
@@ -38,5 +54,6 @@ def test_inprocess_matches_server_and_serves_lora(tiny_model, lora_adapter, vllm
     assert [g.text for g in base] != [g.text for g in lora]
     for gen in sampled:
         assert len(gen.choices) == 3 and len(gen.choices[0].logprobs[0].top) == 3
-    # The engine subprocess is gone, and with it its memory.
+    # The engine subprocess is gone, vLLM's engine core with it, and with them their memory.
     assert engine._proc is None
+    assert _live_members(worker_group) == []

@@ -484,7 +484,7 @@ def _worker_env(plan: Plan, options: OpenLLMOptions) -> dict[str, str]:
 
 def _run_worker(cfg_path: Path, out: Path, log_path: Path, plan: Plan, options: OpenLLMOptions, *,
                 on_task, server=None) -> None:
-    from evalbench.serve.vllm_server import _set_pdeathsig
+    from evalbench.serve.procs import kill_group, start_own_group
 
     cmd = [sys.executable, "-m", "evalbench.suites.openllm.worker", str(cfg_path)]
     log.info("lm-eval worker: %s (log: %s)", " ".join(plan.names), log_path)
@@ -492,7 +492,7 @@ def _run_worker(cfg_path: Path, out: Path, log_path: Path, plan: Plan, options: 
         logf.write(f"\n=== evalbench: {' '.join(cmd)}\n".encode())
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=_worker_env(plan, options),
-                                preexec_fn=_set_pdeathsig)  # noqa: PLW1509 - as serve.vllm_server does
+                                preexec_fn=start_own_group)  # noqa: PLW1509 - as serve.vllm_server does
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -508,6 +508,8 @@ def _run_worker(cfg_path: Path, out: Path, log_path: Path, plan: Plan, options: 
         except BaseException:
             _kill(proc)
             raise
+        finally:
+            kill_group(proc.pid)  # vLLM's engine core outlives the worker otherwise
     if code != 0:
         err_path = out / "error.json"
         err = json.loads(err_path.read_text()) if err_path.exists() else {}
