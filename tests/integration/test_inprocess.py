@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from evalbench.cache import Cache
 from evalbench.config import AdapterSpec, SamplingSpec, ServerSpec
 from evalbench.generate.backend import CachedBackend
 from evalbench.serve.inprocess import InProcessEngine
+from evalbench.serve.procs import live_members
 from evalbench.types import GenRequest
 
 pytestmark = pytest.mark.integration
 
 PROMPTS = ["Write a short sentence about the sea.", "Name three colours.", "What is a good breakfast?"]
-
-
-def _live_members(pgid: int) -> list[int]:
-    """Processes of group `pgid` that are not zombies (a container's init may never reap those)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 def _chat(**sampling):
@@ -56,4 +42,4 @@ def test_inprocess_matches_server_and_serves_lora(tiny_model, lora_adapter, vllm
         assert len(gen.choices) == 3 and len(gen.choices[0].logprobs[0].top) == 3
     # The engine subprocess is gone, vLLM's engine core with it, and with them their memory.
     assert engine._proc is None
-    assert _live_members(worker_group) == []
+    assert live_members(worker_group) == []
