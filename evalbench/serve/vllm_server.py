@@ -241,7 +241,11 @@ class VLLMServer:
     def stop(self, timeout: float = 20.0) -> None:
         proc, self.proc = self.proc, None
         _LIVE.discard(self)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            # The server died (crash, OOM, kill): its engine core may still hold memory.
+            kill_group(proc.pid)
             return
         kill_group(proc.pid, signal.SIGTERM)
         try:

@@ -73,6 +73,11 @@ def test_killing_the_server_mid_run_is_a_clear_error_and_cache_stays_consistent(
         with pytest.raises(ServerError, match="exited|failed after"):
             CachedBackend(backend, cache).generate(reqs)
         killer.cancel()
+        group = server.proc.pid if server.proc else None
+    # Leaving the block stopped what was left of the server: its engine core too.
+    from evalbench.serve.procs import live_members
+
+    assert group is not None and live_members(group) == []
     done = len(cache)
     assert 1 <= done < 201
     # Every cached entry is intact and readable.
