@@ -32,11 +32,13 @@ class InputError(EvalbenchError):
 class MissingExtra(EvalbenchError):
     """An optional dependency is not installed."""
 
-    def __init__(self, module: str, extra: str):
+    def __init__(self, module: str, extra: str, *, alternative: str | None = None):
         self.module = module
         self.extra = extra
-        super().__init__(
-            f"'{module}' is not installed; install it with: pip install 'evalbench[{extra}]'")
+        hint = f"pip install 'evalbench[{extra}]'"
+        if alternative:  # e.g. the CUDA build of a package whose default extra is the CPU one
+            hint += f" ({alternative})"
+        super().__init__(f"'{module}' is not installed; install it with: {hint}")
 
 
 class ServerError(EvalbenchError):

@@ -44,7 +44,7 @@ DEFAULT_PRETRAIN_STEPS = 200
 VOCAB_SIZE = 1536
 ENV_HOME = "EVALBENCH_HOME"
 
-# head_dim = 128 / 2 = 64: the vLLM CPU attention backend supports it (cpu-stack.md probe used
+# head_dim = 128 / 2 = 64: the vLLM CPU attention backend supports it (docs/cpu-notes.md probe used
 # exactly this shape); 2048 positions so `--max-model-len` up to 2048 is accepted.
 MODEL_CONFIG: dict[str, Any] = {
     "hidden_size": 128,

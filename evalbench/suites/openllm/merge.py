@@ -1,7 +1,7 @@
 """Merged copies of LoRA checkpoints: `$EVALBENCH_HOME/merged/<sha>/`, one per (base, adapter) content.
 
 Why: on the vLLM CPU build, prompt log-probs with LoRA enabled crash the engine as soon as two
-prompts share a step (`einsum(): subscript b has size 3 ...` in punica_cpu, docs cpu-stack.md), and
+prompts share a step (`einsum(): subscript b has size 3 ...` in punica_cpu, docs/cpu-notes.md), and
 every multiple-choice task is prompt log-prob work. A merged copy
 (`PeftModel.from_pretrained(base, adapter).merge_and_unload()`) is an ordinary model: no LoRA,
 no crash, full batching. The directory name hashes the contents of base and adapter, so a changed

