@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from evalbench.cache import Cache
-from evalbench.cache_cli import default_cache_path
 from evalbench.config import ServerSpec
 from evalbench.generate.backend import CachedBackend
+from evalbench.paths import cache_path as default_cache_path
 from evalbench.provenance import adapter_identity
 from evalbench.runspec import RunSpec, checkpoint_meta, expand_adapters
 from evalbench.store import ResultsStore, Run

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.configure(enabled=not (args.quiet or args.log_json))
     try:
         if args.data_dir:
-            from evalbench.data import set_data_dir
+            from evalbench.paths import set_data_dir
 
             set_data_dir(args.data_dir)
         code = args.func(args)

@@ -1,39 +1,20 @@
 """Where benchmark files come from: a local data dir (tests, CI, offline users) or the HF hub.
 
-The data dir is `--data-dir` or `EVALBENCH_DATA_DIR`, read when a file is asked for (never at
-import). Paths inside it mirror ../shared/data: `mt_bench/question.jsonl`,
+The data dir is `--data-dir` or `EVALBENCH_DATA_DIR` (resolved by `evalbench.paths`), read when a file
+is asked for (never at import). Paths inside it mirror ../shared/data: `mt_bench/question.jsonl`,
 `alpaca_eval/gpt4_1106_preview/model_outputs.json`, `openllm/gsm8k/test.jsonl`, ...
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalbench.errors import EvalbenchError, InputError
+from evalbench.paths import DATA_DIR_ENV as ENV_VAR
+from evalbench.paths import data_dir, set_data_dir
 
-ENV_VAR = "EVALBENCH_DATA_DIR"
-_explicit_dir: Path | None = None
-
-
-def set_data_dir(path: str | Path | None) -> None:
-    """Set the data dir for this process (the CLI's `--data-dir`)."""
-    global _explicit_dir
-    if path is not None and not Path(path).is_dir():
-        raise InputError("data dir does not exist", path=path, field="--data-dir")
-    _explicit_dir = Path(path) if path is not None else None
-
-
-def data_dir() -> Path | None:
-    if _explicit_dir is not None:
-        return _explicit_dir
-    env = os.environ.get(ENV_VAR)
-    if env:
-        if not Path(env).is_dir():
-            raise InputError(f"{ENV_VAR} points to a missing directory", path=env)
-        return Path(env)
-    return None
+__all__ = ["ENV_VAR", "HubFile", "data_dir", "resolve", "set_data_dir"]
 
 
 @dataclass(frozen=True)

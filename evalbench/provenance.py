@@ -76,7 +76,9 @@ _memo_lock = threading.Lock()
 
 
 def _memo_path() -> Path:
-    return Path(os.environ.get("EVALBENCH_HOME", Path.home() / ".cache" / "evalbench")) / "hashes.json"
+    from evalbench.paths import evalbench_home
+
+    return evalbench_home() / "hashes.json"
 
 
 def content_hash(path: str | Path) -> str:

@@ -42,7 +42,6 @@ META_FORMAT = 1
 DEFAULT_SEED = 0
 DEFAULT_PRETRAIN_STEPS = 200
 VOCAB_SIZE = 1536
-ENV_HOME = "EVALBENCH_HOME"
 
 # head_dim = 128 / 2 = 64: the vLLM CPU attention backend supports it (docs/cpu-notes.md probe used
 # exactly this shape); 2048 positions so `--max-model-len` up to 2048 is accepted.
@@ -80,8 +79,10 @@ def default_tiny_model_dir(seed: int = DEFAULT_SEED, pretrain_steps: int = DEFAU
 
     `home` defaults to `$EVALBENCH_HOME`, else `~/.cache/evalbench` (read at call time).
     """
+    from evalbench.paths import evalbench_home
+
     if home is None:
-        home = os.environ.get(ENV_HOME) or Path.home() / ".cache" / "evalbench"
+        home = evalbench_home()
     suffix = "" if pretrain_steps == DEFAULT_PRETRAIN_STEPS else f"-steps{pretrain_steps}"
     name = f"tiny-seed{seed}{suffix}"
     return Path(home).expanduser() / "models" / name

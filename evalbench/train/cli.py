@@ -171,7 +171,7 @@ def run_reward_score(args: argparse.Namespace) -> int:
     cache = None
     if not args.no_cache:
         from evalbench.cache import Cache
-        from evalbench.cache_cli import default_cache_path
+        from evalbench.paths import cache_path as default_cache_path
 
         cache = Cache(args.cache or default_cache_path())
     rm = load_reward_model(args.model, device=args.device)

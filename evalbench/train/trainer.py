@@ -544,8 +544,9 @@ def _add(total: dict[str, list[float]], stats: dict[str, tuple[float, int]]) -> 
 def ref_cache_dir(spec: TrainSpec) -> Path:
     if spec.ref_cache_dir:
         return Path(spec.ref_cache_dir).expanduser()
-    home = os.environ.get("EVALBENCH_HOME") or Path.home() / ".cache" / "evalbench"
-    return Path(home).expanduser() / "ref_logps"
+    from evalbench.paths import evalbench_home
+
+    return evalbench_home() / "ref_logps"
 
 
 def ref_cache_key(prep: Prepared, precision: str) -> str:

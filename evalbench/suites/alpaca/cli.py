@@ -65,7 +65,7 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
     import numpy as np
 
     from evalbench.cache import Cache
-    from evalbench.cache_cli import default_cache_path
+    from evalbench.paths import cache_path as default_cache_path
     from evalbench.errors import InputError
     from evalbench.generate.backend import CachedBackend
     from evalbench.generate.client import OpenAICompatibleBackend

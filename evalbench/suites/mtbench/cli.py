@@ -184,7 +184,7 @@ def _fmt(x: Any) -> str:
 
 def _judge_command(args: argparse.Namespace) -> int:
     from evalbench.cache import Cache
-    from evalbench.cache_cli import default_cache_path
+    from evalbench.paths import cache_path as default_cache_path
     from evalbench.generate.backend import CachedBackend
     from evalbench.generate.client import OpenAICompatibleBackend
 

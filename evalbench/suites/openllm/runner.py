@@ -419,7 +419,9 @@ def run_checkpoint(target: Target, plan: Plan, options: OpenLLMOptions, out_dir:
     out.mkdir(parents=True, exist_ok=True)
     logs = Path(log_dir) if log_dir else out
     logs.mkdir(parents=True, exist_ok=True)
-    home = home or T.evalbench_home()
+    from evalbench.paths import evalbench_home
+
+    home = home or evalbench_home()
     # A first look without starting anything: if every task is done, no engine is needed.
     quick_who = _quick_identity(target, options)
     if quick_who is not None:

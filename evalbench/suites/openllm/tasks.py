@@ -75,11 +75,6 @@ V2_DATASETS: dict[str, str] = {
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)(?::([^@]+))?@@")
 
 
-def evalbench_home() -> Path:
-    """`$EVALBENCH_HOME`, else ~/.cache/evalbench (read at call time, as the cache and models do)."""
-    return Path(os.environ.get("EVALBENCH_HOME", Path.home() / ".cache" / "evalbench"))
-
-
 def lm_eval_tasks_dir() -> Path:
     """lm-eval's installed `tasks/` directory, found without importing lm-eval."""
     spec = importlib.util.find_spec("lm_eval")
@@ -229,6 +224,8 @@ def registry_names(home: Path | None = None) -> frozenset[str]:
     """
     tasks_dir = lm_eval_tasks_dir()
     key = f"{lm_eval_version()}-{tasks_dir.stat().st_mtime_ns}"
+    from evalbench.paths import evalbench_home
+
     cache = (Path(home) if home is not None else evalbench_home()) / "openllm" / "lm_eval_task_names.json"
     try:
         data = json.loads(cache.read_text())
