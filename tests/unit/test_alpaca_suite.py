@@ -189,11 +189,19 @@ def test_judge_sampling_is_greedy_one_token_top5_and_optionally_constrained():
 # ------------------------------------------------------------------------------ the suite
 
 def test_options_select_instructions_positionally():
+    # --limit draws a seeded subset stratified over the sub-datasets (not the first N rows, which
+    # are all helpful_base), nested as the limit grows, in eval-set order.
     suite = AlpacaEval2(AlpacaOptions(limit=5))
-    assert [r.index for r in suite.rows()] == [0, 1, 2, 3, 4]
-    assert [r.index for r in suite.rows(limit=3)] == [0, 1, 2]
+    five = suite.rows()
+    assert len(five) == 5 and [r.index for r in five] == sorted(r.index for r in five)
+    assert len({r.dataset for r in five}) == 5
+    assert {r.index for r in suite.rows(limit=3)} <= {r.index for r in five}
+    assert [r.index for r in AlpacaEval2(AlpacaOptions(limit=5)).rows()] == [r.index for r in five]
+    assert len(AlpacaEval2().rows()) == 805
     sub = AlpacaEval2(AlpacaOptions(instructions=(10, 3, 7), limit=2))
-    assert [r.index for r in sub.rows()] == [10, 3]
+    picked = [r.index for r in sub.rows()]
+    assert len(picked) == 2 and set(picked) <= {10, 3, 7}
+    assert [r.index for r in AlpacaEval2(AlpacaOptions(instructions=(10, 3, 7))).rows()] == [10, 3, 7]
     with pytest.raises(ValueError, match="repeat"):
         AlpacaOptions(instructions=(1, 1))
     with pytest.raises(InputError, match="out of range"):

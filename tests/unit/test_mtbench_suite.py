@@ -360,7 +360,16 @@ def test_option_errors_are_clear():
         select_questions(questions, question_ids=[81, 7])
     with pytest.raises(InputError, match="did you mean 'writing'"):
         select_questions(questions, categories=["writting"])
-    assert [q.question_id for q in select_questions(questions, categories=["math"], limit=2)] == [111, 112]
+    math2 = [q.question_id for q in select_questions(questions, categories=["math"], limit=2)]
+    assert len(math2) == 2 and all(111 <= q <= 120 for q in math2) and math2 == sorted(math2)
+
+
+def test_limit_draws_one_question_per_category(data_dir):
+    # The first 8 questions of the file are all 'writing'; --limit 8 must cover all 8 categories.
+    questions = mt.load_questions()
+    eight = select_questions(questions, limit=8)
+    assert len({q.category for q in eight}) == 8
+    assert {q.question_id for q in eight} <= {q.question_id for q in select_questions(questions, limit=20)}
 
 
 def test_judge_prompt_file_without_a_needed_prompt_names_the_file(tmp_path, data_dir):
@@ -526,3 +535,6 @@ def test_radar_plot_png_and_category_order(tmp_path):
     assert path.read_bytes() != other.read_bytes()
     with pytest.raises(InputError, match="no models"):
         radar_plot({}, tmp_path / "x.png")
+    # One or two categories (a small --limit): no chart at all rather than an empty one-axis one.
+    assert radar_plot({"a": {"writing": 8.0}}, tmp_path / "one.png") is None
+    assert not (tmp_path / "one.png").exists()

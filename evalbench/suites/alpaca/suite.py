@@ -37,6 +37,7 @@ from evalbench.config import SamplingSpec, Spec
 from evalbench.errors import EvalbenchError, InputError
 from evalbench.generate.stage import Item, generate_items, to_record
 from evalbench.io import stable_hash, write_json_atomic
+from evalbench.sampling import describe_subset, stratified_subset
 from evalbench.score.winrate import (
     LC_METRICS,
     LEADERBOARD_METRICS,
@@ -258,6 +259,7 @@ class AlpacaEval2(Suite):
         self._eval_set: list[ModelOutput] | None = None
         self._prompt: JudgePrompt | None = None
         self._difficulty: tuple[np.ndarray | None, str | None] | None = None
+        self._described_limit: int | None = None
 
     # -- data -----------------------------------------------------------------------------------
 
@@ -293,9 +295,11 @@ class AlpacaEval2(Suite):
         return files
 
     def rows(self, limit: int | None = None) -> list[EvalRow]:
-        """The selected instructions: `instructions` (or all), then the first `limit` of them.
+        """The selected instructions: `instructions` (or all), then a stratified `limit` of them.
 
-        The effective limit is the smaller of the option and the run's `limit` argument.
+        The effective limit is the smaller of the option and the run's `limit` argument; the subset
+        is seeded, stratified over the eval set's sub-datasets and nested as the limit grows
+        (`evalbench.sampling`), so a quick run covers every sub-dataset instead of the first one.
         """
         data = self.eval_set()
         indices = list(self.options.instructions) if self.options.instructions is not None else list(range(len(data)))
@@ -304,8 +308,13 @@ class AlpacaEval2(Suite):
             raise InputError(f"instruction index {bad[0]} is out of range (the eval set has {len(data)} rows)",
                              field="instructions")
         limits = [x for x in (limit, self.options.limit) if x is not None]
-        if limits:
-            indices = indices[: min(limits)]
+        if limits and min(limits) < len(indices):
+            strata = [data[i].dataset or "all" for i in indices]
+            chosen = stratified_subset(indices, strata, min(limits))
+            if self._described_limit != min(limits):  # once per suite object, not per call
+                self._described_limit = min(limits)
+                log.info("alpaca: --limit %d: %s", min(limits), describe_subset(strata, chosen, len(indices)))
+            indices = [indices[pos] for pos in chosen]
         return [EvalRow(i, data[i].instruction, data[i].output, data[i].dataset, data[i].generator) for i in indices]
 
     def prompt(self) -> JudgePrompt:

@@ -7,6 +7,7 @@ works headless and never changes the backend of a user's notebook. matplotlib is
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from evalbench.errors import InputError, require
 from evalbench.suites.mtbench.data import CATEGORIES
 
 __all__ = ["radar_plot", "category_order"]
+
+log = logging.getLogger(__name__)
 
 
 def category_order(scores: Mapping[str, Mapping[str, float | None]],
@@ -26,7 +29,7 @@ def category_order(scores: Mapping[str, Mapping[str, float | None]],
 
 def radar_plot(scores: Mapping[str, Mapping[str, float | None]], path: str | Path, *,
                title: str | None = None, categories: Sequence[str] | None = None,
-               max_value: float = 10.0, dpi: int = 120) -> Path:
+               max_value: float = 10.0, dpi: int = 120) -> Path | None:
     """Write a PNG radar chart: one polygon per model over the categories.
 
     Args:
@@ -35,6 +38,10 @@ def radar_plot(scores: Mapping[str, Mapping[str, float | None]], path: str | Pat
         path: the PNG to write (parent folders are created).
         categories: axis order (default: `category_order(scores)`).
         max_value: the radial limit (MT-bench ratings are 1-10).
+
+    Returns:
+        The path, or None (nothing written, logged) with fewer than 3 categories: a radar needs
+        three axes to be a polygon, and an empty one-axis chart only misleads.
 
     Raises:
         InputError: no models or no categories to draw.
@@ -48,6 +55,10 @@ def radar_plot(scores: Mapping[str, Mapping[str, float | None]], path: str | Pat
     axes_names = list(categories) if categories is not None else category_order(scores)
     if not axes_names:
         raise InputError("radar plot: no category scores to draw")
+    if len(axes_names) < 3:
+        log.info("radar plot skipped: %d categor%s (%s); it needs at least 3", len(axes_names),
+                 "y" if len(axes_names) == 1 else "ies", ", ".join(axes_names))
+        return None
     n = len(axes_names)
     angles = [2 * math.pi * i / n for i in range(n)]
     fig = Figure(figsize=(7, 7))

@@ -50,6 +50,7 @@ from evalbench.data import resolve
 from evalbench.errors import InputError
 from evalbench.generate.stage import Item, generate_items, to_record
 from evalbench.io import read_jsonl, stable_hash, write_text_atomic
+from evalbench.sampling import describe_subset, stratified_subset
 from evalbench.registry import did_you_mean
 from evalbench.store import GenerationRecord, SampleRecord
 from evalbench.suites.base import Checkpoint, Suite, SuiteContext
@@ -123,7 +124,10 @@ def judge_file_stem(judge: str) -> str:
 def select_questions(questions: Mapping[int, mt.Question], *, question_ids: Sequence[int] | None = None,
                      categories: Sequence[str] | None = None, limit: int | None = None,
                      source: str | Path | None = None) -> list[mt.Question]:
-    """The questions to run, in file order: by id, then by category, then the first `limit`.
+    """The questions to run, in file order: by id, then by category, then a stratified `limit`.
+
+    The limited subset is seeded, stratified over categories and nested as the limit grows
+    (`evalbench.sampling`): `--limit 8` runs one question of each of MT-bench's 8 categories.
 
     Raises:
         InputError: an id or category that the question file does not have.
@@ -143,8 +147,11 @@ def select_questions(questions: Mapping[int, mt.Question], *, question_ids: Sequ
                 raise InputError(f"unknown category '{cat}'{did_you_mean(cat, known)} "
                                  f"(known: {', '.join(known)})", path=source, field="categories")
         chosen = [q for q in chosen if q.category in set(categories)]
-    if limit is not None:
-        chosen = chosen[:limit]
+    if limit is not None and limit < len(chosen):
+        strata = [q.category for q in chosen]
+        picked = stratified_subset([q.question_id for q in chosen], strata, limit)
+        log.info("mtbench: --limit %d: %s", limit, describe_subset(strata, picked, len(chosen)))
+        chosen = [chosen[pos] for pos in picked]
     if not chosen:
         raise InputError("no questions selected", path=source, field="question_ids")
     return chosen
