@@ -65,7 +65,8 @@ def test_tiny_policy_and_tiny_logprob_judge_end_to_end(vllm_server, tiny_model, 
     # Generations, annotations and the summary are written.
     art = run.artifacts / "alpaca" / "lora_a" / "seed0"
     outputs = read_json(art / "model_outputs.json")
-    eval_rows = load_eval_set()[:LIMIT]
+    eval_set = load_eval_set()
+    eval_rows = [eval_set[r.index] for r in AlpacaEval2(options).rows(LIMIT)]  # the stratified --limit subset
     assert [o["instruction"] for o in outputs] == [r.instruction for r in eval_rows]
     assert {o["generator"] for o in outputs} == {"lora_a"}
     ann = read_annotations(art / "annotations.json")
