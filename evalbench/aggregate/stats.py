@@ -10,10 +10,15 @@ Three questions, three families:
   (clusters) so that the seeds of one prompt are never treated as independent evidence.
 * *Do the per-seed values of two runs differ?* `welch_t`, plus effect sizes (`cohens_d`, `hedges_g`,
   `cohens_dz`).
+* *Is group A (several trained models, generation seeds, prompts) better than group B?*
+  `hierarchical_test` (analytic mixed-model t over training seeds and prompts; an exact sign flip
+  for one model per side and few prompts), `hierarchical_test_resampled` for metrics recomputed per
+  prompt resample (LC win rate, AID), `variance_components`, `minimum_detectable_effect`. This is
+  what `compare` and `gate` use (`TESTS["hierarchical"]`); docs/statistics.md has the why.
 
 Many comparisons at once are corrected with `adjust(pvalues, "holm" | "bh" | ...)`.
-`TESTS` maps YAML names ("bootstrap", "permutation", "sign", "wilcoxon", "welch") to tests that all
-take `(a, b, *, conf, iters, seed)` and return a `PairedTest`.
+`TESTS` maps YAML names ("hierarchical", "bootstrap", "permutation", "sign", "wilcoxon", "welch") to
+tests that all take `(a, b, *, conf, iters, seed, alternative, margin)` and return a `PairedTest`.
 
 Conventions:
   * `delta` is always `mean(a) - mean(b)` (scipy's sign convention for `ttest_rel(a, b)`): pass the
@@ -31,6 +36,7 @@ module costs only numpy.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -94,7 +100,16 @@ class PairedTest(NamedTuple):
         method: "bootstrap", "clustered_bootstrap", "permutation", "sign", "wilcoxon" or "welch".
         statistic: the test's own statistic (mean difference, number of positive differences,
             Wilcoxon W, Welch t), None where there is none.
-        df: degrees of freedom (Welch only).
+        df: degrees of freedom (Welch, the hierarchical test's Satterthwaite df, n - 1 for sign flips).
+        mde: minimum detectable effect at 80 % power and alpha = 1 - conf (two-sided), in the
+            metric's units, for the data at hand (Card et al. 2020); None where undefined.
+        n_models_a, n_models_b: trained models (checkpoints) per side, for the hierarchical tests.
+        n_prompts: prompts used (valid on both sides).
+        level: what the test treats as random: "prompt" (the models are fixed), "model+prompt"
+            (training seeds and prompts), "model" (model means only, Welch), "generation"
+            (generation seeds of one fixed model per side, Welch).
+        min_p: the smallest p-value the design can give (exact sign flips), else None.
+        n_dropped: prompts left out because one side had no valid score.
     """
 
     delta: float
@@ -107,6 +122,13 @@ class PairedTest(NamedTuple):
     df: float | None = None
     conf: float = 0.95
     ci_method: str = "t"
+    mde: float | None = None
+    n_models_a: int | None = None
+    n_models_b: int | None = None
+    n_prompts: int | None = None
+    level: str | None = None
+    min_p: float | None = None
+    n_dropped: int = 0
 
 
 class Aligned(NamedTuple):
@@ -634,6 +656,378 @@ def cohens_dz(a: Scores, b: Scores) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# hierarchical tests: training seeds (models) x generation seeds x prompts
+#
+# The design and its references are in docs/statistics.md. In short: generation seeds and judge
+# repeats are lower-level replicates and are averaged per (model, prompt) first; the variance of
+# the difference of the two group means is a method-of-moments mixed-model estimate with crossed
+# prompts and models nested in groups:
+#
+#     V = V_prompt + seed_a + seed_b,   V_prompt = var_p(d_p) / P,
+#     seed_g = max(0, S²_g - MSres_g / P) / M_g   (groups with M_g >= 2; 0 for a single model),
+#
+# with Satterthwaite degrees of freedom. One model per side reduces it to the paired t over
+# prompts; a dominant seed variance makes it Welch on model means.
+
+Alternative = Literal["two-sided", "greater", "less"]
+_ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
+
+# Below this many prompts with one model per side, the test is an exact sign flip (issue 12:
+# "small samples are exact"); enumerated up to _ENUMERATE_MAX_N prompts, Monte Carlo above.
+SMALL_SAMPLE_PROMPTS = 30
+_ENUMERATE_MAX_N = 16
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in _ALTERNATIVES:
+        raise InputError(f"alternative must be one of {', '.join(_ALTERNATIVES)}, got {alternative!r}",
+                         field="alternative")
+
+
+def _t_p_value(t: float, df: float, alternative: str) -> float:
+    dist = _stats().t
+    if alternative == "two-sided":
+        return float(min(1.0, 2.0 * dist.sf(abs(t), df)))
+    return float(dist.sf(t, df) if alternative == "greater" else dist.cdf(t, df))
+
+
+def _degenerate_p(excess: float, alternative: str) -> float:
+    """p-value when the estimated variance is 0: the limit as the spread goes to 0."""
+    if alternative == "two-sided":
+        return 1.0 if excess == 0.0 else 0.0
+    if alternative == "greater":
+        return 0.0 if excess > 0 else 1.0
+    return 0.0 if excess < 0 else 1.0
+
+
+def minimum_detectable_effect(se: float, df: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true difference a two-sided level-`alpha` t-test detects with probability `power`.
+
+    `MDE = (t_{df, 1-alpha/2} + t_{df, power}) · se` (the usual normal-approximation formula with t
+    quantiles; Card et al. 2020, "With Little Power Comes Great Responsibility"; Miller 2024 §5).
+    """
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise InputError(f"alpha and power must lie in (0, 1), got {alpha!r}, {power!r}")
+    if not math.isfinite(se) or se < 0:
+        raise InputError(f"se must be a finite non-negative number, got {se!r}")
+    dist = _stats().t
+    return float((dist.ppf(1.0 - alpha / 2.0, df) + dist.ppf(power, df)) * se)
+
+
+def _model_by_prompt(y: Any, name: str) -> np.ndarray:
+    """(models, prompts) scores: generation seeds (axis 1 of a 3-D input) averaged per model and prompt."""
+    try:
+        arr = np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected a numeric array (models, prompts) or (models, gen_seeds, prompts)") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim == 3:
+        arr = _nanmean(arr, axis=1)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InputError(f"{name}: expected shape (models, prompts) or (models, gen_seeds, prompts), "
+                         f"got {np.shape(y)}")
+    if np.isinf(arr).any():
+        raise InputError(f"{name}: infinite score; use NaN for a missing one")
+    return arr
+
+
+def _nanmean(x: np.ndarray, axis) -> np.ndarray:
+    """nanmean without the all-NaN warning (an all-missing slice is simply missing)."""
+    count = np.sum(np.isfinite(x), axis=axis)
+    total = np.nansum(x, axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _residual_mean_square(y: np.ndarray) -> float | None:
+    """Two-way (model x prompt) residual mean square over the prompts every model scored; None if < 2."""
+    y = y[:, np.all(np.isfinite(y), axis=0)]
+    m, p = y.shape
+    if m < 2 or p < 2:
+        return None
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    return float((resid ** 2).sum() / ((m - 1) * (p - 1)))
+
+
+class _Side(NamedTuple):
+    """One group's contribution to the variance: spread of model means and its noise floor."""
+
+    n_models: int
+    s2: float | None  # var(model means), ddof=1; None for one model
+    floor: float  # the part of s2 due to prompt-level noise (MSres / P), 0 when unknown
+
+
+def _seed_side(y: np.ndarray) -> _Side:
+    m, p = y.shape
+    if m < 2:
+        return _Side(m, None, 0.0)
+    s2 = float(np.var(_nanmean(y, axis=1), ddof=1))
+    ms = _residual_mean_square(y)
+    # Unknown floor -> 0: the seed term is then var(model means) / M, which is the conservative choice.
+    return _Side(m, s2, 0.0 if ms is None else ms / p)
+
+
+def _assemble(delta: float, v_prompt: float, n_prompts: int, sides: Sequence[_Side], *, conf: float,
+              alternative: str, margin: float, method: str, n_dropped: int = 0) -> PairedTest:
+    """Combine the variance components into t, df, p, CI and MDE (see the section comment)."""
+    var = v_prompt
+    df_den = v_prompt ** 2 / (n_prompts - 1)
+    for side in sides:
+        if side.s2 is None:
+            continue
+        seed = max(0.0, side.s2 - side.floor) / side.n_models
+        if seed > 0.0:
+            var += seed
+            # Satterthwaite for seed = (S² - floor) / M: S² has M - 1 df, floor has (M-1)(P-1); both
+            # terms are counted (the floor's is tiny for hundreds of prompts but keeps df honest).
+            df_den += (side.s2 / side.n_models) ** 2 / (side.n_models - 1)
+            df_den += (side.floor / side.n_models) ** 2 / ((side.n_models - 1) * (n_prompts - 1))
+    ma, mb = sides[0].n_models, sides[1].n_models
+    level = "model+prompt" if (ma > 1 or mb > 1) else "prompt"
+    df = var ** 2 / df_den if df_den > 0 else float(n_prompts - 1)
+    se = math.sqrt(var)
+    excess = delta - margin
+    if se == 0.0:
+        p, lo, hi = _degenerate_p(excess, alternative), delta, delta
+        t_stat = None
+    else:
+        t_stat = excess / se
+        p = _t_p_value(t_stat, df, alternative)
+        half = float(_stats().t.ppf(0.5 + conf / 2.0, df)) * se
+        lo, hi = delta - half, delta + half
+    mde = minimum_detectable_effect(se, df, alpha=1.0 - conf)
+    return PairedTest(float(delta), float(lo), float(hi), float(p), int(n_prompts), method, t_stat, float(df),
+                      conf, "t", mde, ma, mb, int(n_prompts), level, None, int(n_dropped))
+
+
+def exact_sign_flip(d: Sequence[float] | np.ndarray, *, alternative: Alternative = "two-sided",
+                    margin: float = 0.0, conf: float = 0.95, iters: int = 20_000, seed: int = 0) -> PairedTest:
+    """Sign-flip permutation test of `mean(d) = margin` for few paired differences (Fisher 1935).
+
+    Under the null each `d_i - margin` is symmetric about 0. All 2^n sign patterns are enumerated
+    for n <= 16 (`p = #{T* at least as extreme} / 2^n`); above, `iters` random patterns give
+    `p = (1 + #) / (1 + iters)` (Phipson & Smyth 2010). The p-value is never below the smallest
+    attainable for the design, `2 / 2^n` two-sided (`1 / 2^n` one-sided), reported as `min_p`:
+    3 prompts can never give p < 0.25. The interval and MDE are the paired t ones.
+
+    Raises:
+        InputError: fewer than 2 differences, or missing/non-finite values.
+    """
+    _check_conf(conf)
+    _check_iters(iters)
+    _check_alternative(alternative)
+    d = _finite_vector(np.asarray(d, dtype=float) if not isinstance(d, np.ndarray) else d, "d")
+    n = int(d.size)
+    if n < 2:
+        raise InputError(f"a sign-flip test needs at least 2 paired differences, got {n}")
+    x = d - margin
+    observed = float(x.sum())
+    tol = 1e-10 * max(float(np.abs(x).sum()), 1e-300)
+
+    def extreme(sums: np.ndarray) -> int:
+        if alternative == "two-sided":
+            return int(np.count_nonzero(np.abs(sums) >= abs(observed) - tol))
+        if alternative == "greater":
+            return int(np.count_nonzero(sums >= observed - tol))
+        return int(np.count_nonzero(sums <= observed + tol))
+
+    rows = max(1, _BLOCK_ELEMS // n)
+    hits = 0
+    if n <= _ENUMERATE_MAX_N:
+        total = 2 ** n
+        for start in range(0, total, rows):
+            codes = np.arange(start, min(total, start + rows), dtype=np.int64)
+            hits += extreme(_sign_matrix(codes, n) @ x)
+        p = hits / total
+        method = "exact-sign-flip"
+    else:
+        rng = np.random.default_rng(seed)
+        for start in range(0, iters, rows):
+            m = min(iters, start + rows) - start
+            hits += extreme((rng.integers(0, 2, size=(m, n), dtype=np.int8) * 2 - 1) @ x)
+        p = (hits + 1) / (iters + 1)
+        method = "sign-flip"
+    min_p = min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2 ** n)
+    p = min(1.0, max(p, min_p))
+    lo, hi = _paired_t_ci(d, conf)
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    mde = minimum_detectable_effect(se, n - 1, alpha=1.0 - conf)
+    return PairedTest(float(d.mean()), lo, hi, float(p), n, method, observed, float(n - 1), conf, "t", mde,
+                      1, 1, n, "prompt", min_p)
+
+
+def hierarchical_test(a: Any, b: Any, *, conf: float = 0.95, alternative: Alternative = "two-sided",
+                      margin: float = 0.0, seed: int = 0, iters: int = 20_000) -> PairedTest:
+    """Test `mean(a) - mean(b) = margin` for two groups of trained models scored on the same prompts.
+
+    Args:
+        a, b: float arrays (models, prompts) or (models, gen_seeds, prompts), NaN = missing, the
+            same prompt columns on both sides. Generation seeds are averaged per model and prompt.
+            A 1-D array is one model.
+        conf: interval coverage; the MDE uses alpha = 1 - conf.
+        alternative: "two-sided", "greater" (H1: delta > margin) or "less" (H1: delta < margin).
+        margin: the null value of delta (non-inferiority margins in `gate`).
+        seed, iters: for the Monte Carlo sign flip (one model per side, 17-29 prompts).
+
+    Returns:
+        PairedTest, method "hierarchical" (Satterthwaite t; level "prompt" with one model per side,
+        else "model+prompt"), or "exact-sign-flip"/"sign-flip" when each side has one model and
+        fewer than 30 prompts. `n_dropped` counts prompts without a valid score on one side.
+
+    Raises:
+        InputError: different prompt counts, fewer than 2 prompts valid on both sides, bad options.
+    """
+    _check_conf(conf)
+    _check_alternative(alternative)
+    ya, yb = _model_by_prompt(a, "a"), _model_by_prompt(b, "b")
+    if ya.shape[1] != yb.shape[1]:
+        raise InputError(f"a scores {ya.shape[1]} prompts, b scores {yb.shape[1]}; give the same prompt columns")
+    valid = np.isfinite(ya).any(axis=0) & np.isfinite(yb).any(axis=0)
+    n_dropped = int(valid.size - valid.sum())
+    ya, yb = ya[:, valid], yb[:, valid]
+    n_prompts = int(valid.sum())
+    if n_prompts < 2:
+        raise InputError(f"fewer than 2 prompts with valid scores on both sides ({n_prompts})")
+    ya = ya[np.isfinite(ya).any(axis=1)]  # a model with no valid prompt left contributes nothing
+    yb = yb[np.isfinite(yb).any(axis=1)]
+    d = _nanmean(ya, axis=0) - _nanmean(yb, axis=0)
+    if ya.shape[0] == 1 and yb.shape[0] == 1 and n_prompts < SMALL_SAMPLE_PROMPTS:
+        return exact_sign_flip(d, alternative=alternative, margin=margin, conf=conf, iters=iters,
+                               seed=seed)._replace(n_dropped=n_dropped)
+    v_prompt = float(np.var(d, ddof=1)) / n_prompts
+    return _assemble(float(d.mean()), v_prompt, n_prompts, (_seed_side(ya), _seed_side(yb)), conf=conf,
+                     alternative=alternative, margin=margin, method="hierarchical", n_dropped=n_dropped)
+
+
+UnitResampler = Callable[[np.ndarray], np.ndarray]  # weights (B, P) -> values (B,)
+
+
+def _model_values(units: Sequence[Sequence[UnitResampler]], weights: np.ndarray, name: str) -> np.ndarray:
+    """(models, B): each model's value per weight row, the mean over its generation seeds."""
+    out = []
+    for i, gens in enumerate(units):
+        if not gens:
+            raise InputError(f"{name}: model {i} has no generation seed")
+        vals = np.array([np.asarray(f(weights), dtype=float).reshape(-1) for f in gens])
+        if vals.shape[1] != weights.shape[0]:
+            raise InputError(f"{name}: a resampler returned {vals.shape[1]} values for {weights.shape[0]} weight rows")
+        out.append(_nanmean(vals, axis=0))
+    return np.array(out)
+
+
+def hierarchical_test_resampled(a_units: Sequence[Sequence[UnitResampler]], b_units: Sequence[Sequence[UnitResampler]],
+                                n_prompts: int, *, conf: float = 0.95, alternative: Alternative = "two-sided",
+                                margin: float = 0.0, seed: int = 0, iters: int = 2_000) -> PairedTest:
+    """The hierarchical test for a metric that is not a plain mean (LC win rate, AID): recompute it per resample.
+
+    B = `iters` multinomial prompt-weight rows W (B x P, seeded) are shared by every unit of both
+    groups, so the prompt pairing is kept (the pigeonhole idea of Owen 2007 for crossed designs,
+    here with the model level handled analytically). Each unit's value θ*(W) comes from its
+    resampler; a model's value is the mean over its generation seeds; Δ* = mean_m θ*_a - mean_m θ*_b.
+    Then `V_prompt = var(Δ*)`, `floor_g = M_g/(M_g-1) · mean_m var_B(θ*_gm - mean_m θ*_gm)` (the
+    prompt-level noise in the spread of model values), `S²_g` = var of full-data model values, and
+    V, df, t as in `hierarchical_test`.
+
+    Args:
+        a_units, b_units: per model, per generation seed, a callable `weights (B, P) -> values (B,)`
+            (NaN where undefined); a row of ones must give the unit's metric.
+        n_prompts: P, the number of weight columns.
+
+    Returns:
+        PairedTest with method "hierarchical-resampled" and ci_method "t".
+    """
+    _check_conf(conf)
+    _check_iters(iters)
+    _check_alternative(alternative)
+    if not a_units or not b_units:
+        raise InputError("each side needs at least one model")
+    if n_prompts < 2:
+        raise InputError(f"need at least 2 prompts, got {n_prompts}")
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts), size=iters).astype(float)
+    full = np.ones((1, n_prompts))
+    fa, fb = _model_values(a_units, full, "a")[:, 0], _model_values(b_units, full, "b")[:, 0]
+    if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
+        raise InputError("the metric is undefined on the full data for some model")
+    ba, bb = _model_values(a_units, weights, "a"), _model_values(b_units, weights, "b")
+    ok = np.isfinite(ba).all(axis=0) & np.isfinite(bb).all(axis=0)
+    if ok.sum() < 2:
+        raise InputError("the metric is undefined in almost every resample")
+    ba, bb = ba[:, ok], bb[:, ok]
+    v_prompt = float(np.var(ba.mean(axis=0) - bb.mean(axis=0), ddof=1))
+
+    def side(full_vals: np.ndarray, boot: np.ndarray) -> _Side:
+        m = full_vals.size
+        if m < 2:
+            return _Side(m, None, 0.0)
+        centred = boot - boot.mean(axis=0, keepdims=True)
+        floor = m / (m - 1) * float(np.var(centred, axis=1, ddof=1).mean())
+        return _Side(m, float(np.var(full_vals, ddof=1)), floor)
+
+    delta = float(fa.mean() - fb.mean())
+    return _assemble(delta, v_prompt, n_prompts, (side(fa, ba), side(fb, bb)), conf=conf, alternative=alternative,
+                     margin=margin, method="hierarchical-resampled")
+
+
+def variance_components(y: Any) -> dict[str, Any]:
+    """ANOVA (method-of-moments) estimates of the variance components of a balanced-ish design.
+
+    Args:
+        y: array (models, gen_seeds, judge_repeats, prompts), NaN = missing. Models are trained
+            checkpoints (training seeds), crossed with prompts; generation seeds are nested in models,
+            judge repeats in (model, generation seed, prompt).
+
+    Returns:
+        `{"train_seed", "generation", "judge", "prompt", "residual"}`: variances (truncated at 0), None
+        where the level does not exist in the data (one model: no training-seed component and
+        the prompt component absorbs the model x prompt interaction; one generation seed: generation
+        noise is part of the residual; one judge repeat: no judge component). `residual` is the
+        model x prompt interaction. Also `n_models`, `n_gen_seeds`, `n_judge_repeats`, `n_prompts`.
+
+    The estimators (Searle, Casella & McCulloch 1992, ch. 4): judge = mean within-cell variance over
+    repeats; generation = mean variance over generation seeds of the judge-averaged scores minus
+    judge/J; on the (model x prompt) table of means, E[MS_model] = σ²_r + P σ²_seed,
+    E[MS_prompt] = σ²_r + M σ²_prompt, E[MS_res] = σ²_r, σ²_r = σ²_mp + (σ²_gen + σ²_judge/J)/G.
+    """
+    arr = np.asarray(y, dtype=float)
+    if arr.ndim != 4:
+        raise InputError(f"expected shape (models, gen_seeds, judge_repeats, prompts), got {arr.shape}")
+    m, g, j, p = arr.shape
+    out: dict[str, Any] = {"n_models": m, "n_gen_seeds": g, "n_judge_repeats": j, "n_prompts": p,
+                           "train_seed": None, "generation": None, "judge": None, "prompt": None, "residual": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        judge = None
+        if j >= 2:
+            judge = float(np.nanmean(np.nanvar(arr, axis=2, ddof=1)))
+            out["judge"] = max(0.0, judge)
+        cells = _nanmean(arr, axis=2)  # (m, g, p)
+        within_gen = None
+        if g >= 2:
+            within_gen = float(np.nanmean(np.nanvar(cells, axis=1, ddof=1)))
+            out["generation"] = max(0.0, within_gen - (judge or 0.0) / j)
+        table = _nanmean(cells, axis=1)  # (m, p)
+    lower = (within_gen / g) if within_gen is not None else (judge / j if judge is not None else 0.0)
+    if m >= 2:
+        complete = table[:, np.all(np.isfinite(table), axis=0)]
+        pc = complete.shape[1]
+        if pc >= 2:
+            row, col, grand = complete.mean(axis=1), complete.mean(axis=0), complete.mean()
+            ms_model = pc * float(((row - grand) ** 2).sum()) / (m - 1)
+            ms_prompt = m * float(((col - grand) ** 2).sum()) / (pc - 1)
+            ms_res = float(((complete - row[:, None] - col[None, :] + grand) ** 2).sum()) / ((m - 1) * (pc - 1))
+            out["train_seed"] = max(0.0, (ms_model - ms_res) / pc)
+            out["prompt"] = max(0.0, (ms_prompt - ms_res) / m)
+            out["residual"] = max(0.0, ms_res - lower)
+    else:
+        col = table[0][np.isfinite(table[0])]
+        if col.size >= 2:
+            out["prompt"] = max(0.0, float(np.var(col, ddof=1)) - lower)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # multiple comparisons
 
 
@@ -731,11 +1125,18 @@ class StatTest:
 
     `unit` says what `a` and `b` hold:
       * "sample": per-sample scores of two checkpoints, `{sample_id: score}` or aligned arrays; or,
-        with several seeds, `{seed: {sample_id: score}}` / (n_seeds, n_prompts) arrays, in which case
-        prompts are the units: the bootstrap becomes `clustered_paired_bootstrap` and the other tests
-        run on the per-prompt seed-averaged scores (prompts, not seed × prompt rows, are independent).
-      * "seed": one metric value per seed for each run (Welch).
-    Options a test does not use (e.g. `iters` for the sign test) are ignored.
+        with several units, `{unit: {sample_id: score}}` / (n_units, n_prompts) arrays, or three
+        levels `{model: {gen_seed: {sample_id: score}}}`. Generation seeds are always averaged per
+        prompt within their model first (they are replicates of one model, never independent
+        models). "hierarchical" treats the outer units as trained models (training seeds) and
+        accounts for their spread; the other sample tests run on per-prompt means over models,
+        i.e. they condition on the trained models and test the prompt level only.
+      * "seed": one metric value per model for each run (Welch); `{model: [per-gen-seed values]}`
+        is averaged per model first.
+    Options a test does not use (e.g. `iters` for the sign test) are ignored. `alternative` and
+    `margin` are native to "hierarchical" and "welch"; the other tests are run on `a - margin` and
+    a one-sided p is half the two-sided one in the direction of the observed effect (1 - p/2
+    against it), which is exact for symmetric null distributions.
     """
 
     name: str
@@ -743,65 +1144,170 @@ class StatTest:
     fn: Callable[..., PairedTest]
     description: str
 
-    def __call__(self, a: Any, b: Any, *, conf: float = 0.95, iters: int = 10_000,
-                 seed: int = 0) -> PairedTest:
-        return self.fn(a, b, conf=conf, iters=iters, seed=seed)
+    def __call__(self, a: Any, b: Any, *, conf: float = 0.95, iters: int = 10_000, seed: int = 0,
+                 alternative: str = "two-sided", margin: float = 0.0) -> PairedTest:
+        _check_alternative(alternative)
+        return self.fn(a, b, conf=conf, iters=iters, seed=seed, alternative=alternative, margin=margin)
+
+
+def _is_three_level(x: Any) -> bool:
+    return (isinstance(x, Mapping) and bool(x) and all(isinstance(v, Mapping) for v in x.values())
+            and all(isinstance(w, Mapping) for v in x.values() for w in v.values()))
+
+
+def _average_generations(x: Any) -> Any:
+    """`{model: {gen: {sid: score}}}` -> `{model: {sid: mean over gens}}`; anything else unchanged."""
+    if not _is_three_level(x):
+        return x
+    out = {}
+    for model, gens in x.items():
+        _, means, _ = _cluster_means(gens, f"model {model!r}")
+        ids = _id_order(set().union(*(set(g) for g in gens.values())))
+        out[model] = dict(zip(ids, means))
+    return out
 
 
 def _per_prompt(a: Any, b: Any) -> tuple[Any, Any]:
-    """Seed-averaged per-prompt scores when given several seeds; the inputs unchanged otherwise."""
+    """Per-prompt means over units (generation seeds averaged within models first); else unchanged."""
+    a, b = _average_generations(a), _average_generations(b)
     if _is_by_seed(a) or _is_by_seed(b):
         pair = align_clustered(a, b)
         return pair.a, pair.b
     return a, b
 
 
+def _shift(a: Any, margin: float) -> Any:
+    if margin == 0.0:
+        return a
+    if isinstance(a, Mapping):
+        return {k: v - margin for k, v in a.items()}
+    return np.asarray(a, dtype=float) - margin
+
+
+def _one_sided(res: PairedTest, alternative: str, margin: float) -> PairedTest:
+    """Convert a two-sided result on `a - margin` into the requested alternative (see StatTest)."""
+    if alternative == "two-sided":
+        return res
+    excess = res.delta - margin
+    toward = excess > 0 if alternative == "greater" else excess < 0
+    p = res.p_value / 2.0 if toward else 1.0 - res.p_value / 2.0
+    return res._replace(p_value=float(min(1.0, p)))
+
+
+def _unshift(res: PairedTest, margin: float) -> PairedTest:
+    if margin == 0.0:
+        return res
+    return res._replace(delta=res.delta + margin, ci_low=res.ci_low + margin, ci_high=res.ci_high + margin)
+
+
+def _sample_runner(run: Callable[..., PairedTest]) -> Callable[..., PairedTest]:
+    def runner(a, b, *, conf, iters, seed, alternative="two-sided", margin=0.0):
+        a, b = _per_prompt(a, b)
+        res = _unshift(run(_shift(a, margin), b, conf=conf, iters=iters, seed=seed), margin)
+        return _one_sided(res, alternative, margin)
+    return runner
+
+
 def _run_bootstrap(a, b, *, conf, iters, seed):
-    if _is_by_seed(a) or _is_by_seed(b):
-        return clustered_paired_bootstrap(a, b, iters=iters, seed=seed, conf=conf)
     return paired_bootstrap(a, b, iters=iters, seed=seed, conf=conf)
 
 
 def _run_permutation(a, b, *, conf, iters, seed):
-    a, b = _per_prompt(a, b)
     return permutation_test(a, b, iters=iters, seed=seed, conf=conf)
 
 
 def _run_sign(a, b, *, conf, iters, seed):
-    a, b = _per_prompt(a, b)
     return sign_test(a, b, conf=conf)
 
 
 def _run_wilcoxon(a, b, *, conf, iters, seed):
-    a, b = _per_prompt(a, b)
     return wilcoxon(a, b, conf=conf)
 
 
-def _run_welch(a, b, *, conf, iters, seed):
-    return welch_t(a, b, conf=conf)
+def _model_means(x: Any) -> Any:
+    """`{model: [values per generation seed]}` -> `{model: mean}`; other inputs unchanged."""
+    if isinstance(x, Mapping) and x and all(isinstance(v, (Sequence, np.ndarray, Mapping)) and not isinstance(v, str)
+                                            for v in x.values()):
+        out = {}
+        for k, v in x.items():
+            _, vals = _values(v, f"model {k!r}")
+            out[k] = float(vals.mean())
+        return out
+    return x
+
+
+def _run_welch(a, b, *, conf, iters, seed, alternative="two-sided", margin=0.0):
+    a, b = _model_means(a), _model_means(b)
+    res = welch_t(_shift(a, margin), b, conf=conf)
+    res = _unshift(res, margin)
+    if alternative != "two-sided" and res.df is not None and res.statistic is not None:
+        return res._replace(p_value=_t_p_value(res.statistic, res.df, alternative), level="model")
+    if alternative != "two-sided":
+        return res._replace(p_value=_degenerate_p(res.delta - margin, alternative), level="model")
+    return res._replace(level="model")
+
+
+def _model_array(x: Any, ids: list | None) -> np.ndarray:
+    """(models, [gens,] prompts) array from an array or (nested) mapping, columns in `ids` order."""
+    if ids is None:
+        return np.asarray(x, dtype=float)
+    if _is_three_level(x):
+        models = list(x.values())
+        n_gen = max(len(g) for g in models)
+        out = np.full((len(models), n_gen, len(ids)), np.nan)
+        for i, gens in enumerate(models):
+            for j, scores in enumerate(gens.values()):
+                out[i, j] = [np.nan if (v := scores.get(k)) is None else v for k in ids]
+        return out
+    units = list(x.values()) if _is_by_seed(x) else [x]
+    return np.array([[np.nan if (v := u.get(k)) is None else v for k in ids] for u in units], dtype=float)
+
+
+def _prompt_ids(x: Any) -> set:
+    if _is_three_level(x):
+        return set().union(*(set(s) for g in x.values() for s in g.values()))
+    if _is_by_seed(x):
+        return set().union(*(set(s) for s in x.values()))
+    return set(x)
+
+
+def _run_hierarchical(a, b, *, conf, iters, seed, alternative="two-sided", margin=0.0):
+    if isinstance(a, Mapping) != isinstance(b, Mapping):
+        raise InputError("give a and b both as mappings keyed by sample id, or both as arrays")
+    ids = None
+    if isinstance(a, Mapping):
+        ia, ib = _prompt_ids(a), _prompt_ids(b)
+        if ia != ib:
+            raise _mismatch(ia, ib, "prompt ids")
+        ids = _id_order(ia)
+    return hierarchical_test(_model_array(a, ids), _model_array(b, ids), conf=conf, alternative=alternative,
+                             margin=margin, seed=seed, iters=max(iters, 1))
 
 
 TESTS: Registry[StatTest] = Registry("statistical test")
 for _t in (
-    StatTest("bootstrap", "sample", _run_bootstrap, "paired percentile bootstrap of the mean difference "
-             "(clustered by prompt when several seeds are given)"),
-    StatTest("permutation", "sample", _run_permutation, "paired sign-flip permutation test"),
-    StatTest("sign", "sample", _run_sign, "sign test on non-zero differences (binomial)"),
-    StatTest("wilcoxon", "sample", _run_wilcoxon, "Wilcoxon signed-rank test"),
-    StatTest("welch", "seed", _run_welch, "Welch's t-test on per-seed values"),
+    StatTest("hierarchical", "sample", _run_hierarchical,
+             "mixed-model t-test over training seeds and prompts (exact sign flip for one model per side "
+             "and fewer than 30 prompts); see docs/statistics.md"),
+    StatTest("bootstrap", "sample", _sample_runner(_run_bootstrap), "paired percentile bootstrap of the mean "
+             "difference of per-prompt means (conditions on the trained models)"),
+    StatTest("permutation", "sample", _sample_runner(_run_permutation), "paired sign-flip permutation test"),
+    StatTest("sign", "sample", _sample_runner(_run_sign), "sign test on non-zero differences (binomial)"),
+    StatTest("wilcoxon", "sample", _sample_runner(_run_wilcoxon), "Wilcoxon signed-rank test"),
+    StatTest("welch", "seed", _run_welch, "Welch's t-test on per-model values"),
 ):
     TESTS.add(_t.name, _t)
 del _t
 
 
 def run_test(name: str, a: Any, b: Any, *, conf: float = 0.95, iters: int = 10_000,
-             seed: int = 0) -> PairedTest:
+             seed: int = 0, alternative: str = "two-sided", margin: float = 0.0) -> PairedTest:
     """Run the test registered as `name` in `TESTS`; an unknown name is an InputError with a suggestion."""
     try:
         test = TESTS.get(name)
     except UnknownName as exc:
         raise InputError(str(exc), field="test") from None
-    return test(a, b, conf=conf, iters=iters, seed=seed)
+    return test(a, b, conf=conf, iters=iters, seed=seed, alternative=alternative, margin=margin)
 
 
 __all__ = [
@@ -809,4 +1315,6 @@ __all__ = [
     "align_paired", "benjamini_hochberg", "bonferroni", "bootstrap_means", "bootstrap_p_value",
     "clustered_paired_bootstrap", "cohens_d", "cohens_dz", "hedges_g", "holm", "paired_bootstrap",
     "permutation_test", "run_test", "seed_summary", "sign_test", "welch_t", "wilcoxon",
+    "exact_sign_flip", "hierarchical_test", "hierarchical_test_resampled", "minimum_detectable_effect",
+    "variance_components", "SMALL_SAMPLE_PROMPTS",
 ]

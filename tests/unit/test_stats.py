@@ -459,8 +459,8 @@ def test_tests_registry_uniform_call():
     rng = np.random.default_rng(21)
     b = {f"q{i}": float(v) for i, v in enumerate(rng.normal(size=40))}
     a = {k: v + 0.8 for k, v in b.items()}
-    assert S.TESTS.names() == ["bootstrap", "permutation", "sign", "welch", "wilcoxon"]
-    for name in ("bootstrap", "permutation", "sign", "wilcoxon"):
+    assert S.TESTS.names() == ["bootstrap", "hierarchical", "permutation", "sign", "welch", "wilcoxon"]
+    for name in ("bootstrap", "hierarchical", "permutation", "sign", "wilcoxon"):
         test = S.TESTS.get(name)
         assert test.unit == "sample"
         r = test(a, b, conf=0.9, iters=2000, seed=1)
@@ -477,7 +477,7 @@ def test_tests_registry_clusters_by_prompt_with_several_seeds():
     b = rng.normal(size=(4, 30))
     a = b + 0.1 + rng.normal(0, 0.1, (4, 30))
     r = S.run_test("bootstrap", _by_seed(a), _by_seed(b), iters=1000)
-    assert r.method == "clustered_bootstrap" and r.n == 30
+    assert r.method == "bootstrap" and r.n == 30  # the bootstrap of per-prompt means over units
     for name in ("permutation", "sign", "wilcoxon"):
         r = S.run_test(name, _by_seed(a), _by_seed(b), iters=1000)
         assert r.n == 30 and r.delta == pytest.approx(float((a - b).mean())), name
@@ -490,3 +490,158 @@ def test_import_is_light():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# hierarchical tests (issue 12)
+
+
+def test_hierarchical_one_model_per_side_is_the_paired_t_over_prompts():
+    rng = np.random.default_rng(30)
+    b = rng.normal(50, 10, 120)
+    a = b + rng.normal(0.8, 3.0, 120)
+    r = S.hierarchical_test(a[None, :], b[None, :])
+    ref = scipy_stats.ttest_rel(a, b)
+    assert r.method == "hierarchical" and r.level == "prompt"
+    assert r.p_value == pytest.approx(ref.pvalue, rel=1e-9) and r.df == pytest.approx(119)
+    assert r.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    ci = ref.confidence_interval(0.95)
+    assert (r.ci_low, r.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert (r.n_models_a, r.n_models_b, r.n_prompts) == (1, 1, 120)
+    # one-sided with a margin equals scipy's one-sided paired t on a - margin
+    one = S.hierarchical_test(a, b, alternative="less", margin=2.0)
+    assert one.p_value == pytest.approx(scipy_stats.ttest_rel(a - 2.0, b, alternative="less").pvalue, rel=1e-9)
+
+
+def test_hierarchical_averages_generation_seeds_first():
+    rng = np.random.default_rng(31)
+    a = rng.normal(0, 1, (1, 4, 60))
+    b = rng.normal(0, 1, (1, 3, 60))
+    r = S.hierarchical_test(a, b)
+    ref = scipy_stats.ttest_rel(a[0].mean(0), b[0].mean(0))
+    assert r.p_value == pytest.approx(ref.pvalue, rel=1e-9) and r.n_models_a == 1 and r.n_prompts == 60
+
+
+def test_hierarchical_seed_dominated_is_close_to_welch_on_model_means():
+    rng = np.random.default_rng(32)
+    prompts = rng.normal(0, 5, 400)
+    a = 50 + prompts + rng.normal(0, 4.0, (5, 1)) + rng.normal(0, 1, (5, 400))
+    b = 50 + prompts + rng.normal(0, 4.0, (5, 1)) + rng.normal(0, 1, (5, 400))
+    r = S.hierarchical_test(a, b)
+    ref = scipy_stats.ttest_ind(a.mean(1), b.mean(1), equal_var=False)
+    assert r.level == "model+prompt" and (r.n_models_a, r.n_models_b) == (5, 5)
+    assert r.p_value == pytest.approx(ref.pvalue, rel=0.05)
+    assert r.df == pytest.approx(ref.df, rel=0.05)
+
+
+def test_hierarchical_missing_prompts_are_dropped_and_counted():
+    rng = np.random.default_rng(33)
+    a, b = rng.normal(size=(2, 50)), rng.normal(size=(3, 50))
+    a[:, 3] = np.nan
+    b[0, 7] = np.nan  # only one model misses it: the prompt stays
+    r = S.hierarchical_test(a, b)
+    assert r.n_dropped == 1 and r.n_prompts == 49
+    with pytest.raises(InputError, match="same prompt columns"):
+        S.hierarchical_test(a, b[:, :10])
+
+
+def test_exact_sign_flip_three_prompts_cannot_go_below_a_quarter():
+    r = S.exact_sign_flip([1.0, 2.0, 3.0])
+    assert r.p_value == pytest.approx(0.25) and r.min_p == pytest.approx(0.25) and r.method == "exact-sign-flip"
+    assert S.exact_sign_flip([1.0, 2.0, 3.0], alternative="greater").p_value == pytest.approx(0.125)
+    # hierarchical_test routes one model per side with few prompts to it
+    h = S.hierarchical_test(np.array([[2.0, 3.0, 4.0]]), np.array([[1.0, 1.0, 1.0]]))
+    assert h.method == "exact-sign-flip" and h.p_value == pytest.approx(0.25)
+
+
+def test_exact_sign_flip_matches_itertools_enumeration_and_margin():
+    rng = np.random.default_rng(34)
+    d = rng.normal(0.5, 1.0, 12)
+    assert S.exact_sign_flip(d).p_value == pytest.approx(_exact_sign_flip_p(d))
+    assert S.exact_sign_flip(d, margin=0.3).p_value == pytest.approx(_exact_sign_flip_p(d - 0.3))
+    big = rng.normal(0.0, 1.0, 25)  # Monte Carlo above 16 pairs, close to the exact value
+    mc = S.exact_sign_flip(big, iters=20_000, seed=1)
+    assert mc.method == "sign-flip" and mc.p_value >= 2 / 2**25
+
+
+def test_resampled_hierarchical_agrees_with_the_analytic_test_for_plain_means():
+    rng = np.random.default_rng(35)
+    prompts = rng.normal(0, 3, 300)
+    a = prompts + rng.normal(0, 1.0, (3, 1)) + rng.normal(0, 2, (3, 300)) + 0.3
+    b = prompts + rng.normal(0, 1.0, (4, 1)) + rng.normal(0, 2, (4, 300))
+
+    def unit(row):
+        return lambda w: (w @ row) / w.sum(axis=1)
+
+    ra = S.hierarchical_test_resampled([[unit(r)] for r in a], [[unit(r)] for r in b], 300, iters=3000, seed=2)
+    r = S.hierarchical_test(a, b)
+    assert ra.method == "hierarchical-resampled" and ra.delta == pytest.approx(r.delta)
+    # V_prompt from 3000 resamples is within ~10 % of the analytic one; the seed terms are close too
+    se_a = (ra.ci_high - ra.ci_low) / 2 / scipy_stats.t.ppf(0.975, ra.df)
+    se = (r.ci_high - r.ci_low) / 2 / scipy_stats.t.ppf(0.975, r.df)
+    assert se_a == pytest.approx(se, rel=0.15)
+
+
+def test_hierarchical_calibrated_under_training_seed_variance():
+    # null: same distribution, 3 training seeds a side with seed sd comparable to the prompt-level se
+    rng = np.random.default_rng(36)
+    flags = 0
+    runs = 300
+    for _ in range(runs):
+        prompts = rng.normal(0, 20, 200)
+        a = prompts + rng.normal(0, 2.0, (3, 1)) + rng.normal(0, 30, (3, 200))
+        b = prompts + rng.normal(0, 2.0, (3, 1)) + rng.normal(0, 30, (3, 200))
+        flags += S.hierarchical_test(a, b).p_value < 0.05
+    assert flags / runs <= 0.08  # 0.05 nominal; MC sd ~0.013
+
+
+def test_variance_components_recover_simulated_components():
+    rng = np.random.default_rng(37)
+    m, g, j, p = 8, 3, 2, 400
+    seed = rng.normal(0, 2.0, (m, 1, 1, 1))
+    prompt = rng.normal(0, 3.0, (1, 1, 1, p))
+    inter = rng.normal(0, 1.0, (m, 1, 1, p))
+    gen = rng.normal(0, 1.5, (m, g, 1, p))
+    judge = rng.normal(0, 0.5, (m, g, j, p))
+    vc = S.variance_components(seed + prompt + inter + gen + judge)
+    assert vc["judge"] == pytest.approx(0.25, rel=0.1)
+    assert vc["generation"] == pytest.approx(2.25, rel=0.1)
+    assert vc["residual"] == pytest.approx(1.0, rel=0.2)
+    assert vc["prompt"] == pytest.approx(9.0, rel=0.2)
+    # 8 draws of the seed effect: compare with their own sample variance (true 4, chi-square 7 df)
+    assert vc["train_seed"] == pytest.approx(float(np.var(seed, ddof=1)), rel=0.1)
+    one = S.variance_components((prompt + gen)[:1, :, :1])
+    assert one["train_seed"] is None and one["judge"] is None and one["generation"] == pytest.approx(2.25, rel=0.15)
+
+
+def test_minimum_detectable_effect_formula():
+    assert S.minimum_detectable_effect(1.0, math.inf) == pytest.approx(1.959964 + 0.841621, rel=1e-5)
+    assert S.minimum_detectable_effect(2.0, 10) == pytest.approx(
+        2 * (scipy_stats.t.ppf(0.975, 10) + scipy_stats.t.ppf(0.8, 10)))
+
+
+def test_plain_mean_hierarchical_is_fast():
+    import time
+
+    rng = np.random.default_rng(38)
+    a, b = rng.normal(size=(5, 805)), rng.normal(size=(5, 805))
+    S.hierarchical_test(a, b)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        S.hierarchical_test(a, b)
+    assert (time.perf_counter() - t0) / 10 < 0.2
+
+
+def test_named_tests_average_generation_seeds_within_models():
+    rng = np.random.default_rng(39)
+    a = {f"m{i}": {g: {f"p{k}": float(v) for k, v in enumerate(rng.normal(size=20))} for g in range(3)}
+         for i in range(2)}
+    b = {f"m{i}": {g: {f"p{k}": float(v) for k, v in enumerate(rng.normal(size=20))} for g in range(2)}
+         for i in range(2)}
+    for name in ("bootstrap", "permutation", "sign", "wilcoxon", "hierarchical"):
+        r = S.run_test(name, a, b, iters=500)
+        assert r.n == 20, name
+    h = S.run_test("hierarchical", a, b)
+    assert (h.n_models_a, h.n_models_b) == (2, 2)
+    w = S.run_test("welch", {"m0": [1.0, 2.0], "m1": [3.0, 4.0]}, {"m0": [0.0], "m1": [1.0]})
+    assert w.n == 4 and w.delta == pytest.approx(2.5 - 0.5)
