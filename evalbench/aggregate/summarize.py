@@ -9,8 +9,9 @@ module, so the rules live in one place:
   running, crashed) are skipped with a warning naming them. Missing summaries are always named.
 * **Seed units.** A row of `summary.json["results"]` is one suite x checkpoint x generation seed.
   A checkpoint *group* (e.g. "dpo") collects its training seeds (one checkpoint each, e.g.
-  "dpo-s1", "dpo-s2") and their generation seeds; every (checkpoint, train_seed, seed) row is one
-  unit of the across-seed statistics (docs/results-format.md).
+  "dpo-s1", "dpo-s2") and their generation seeds. A *model* is a checkpoint; its generation seeds
+  are lower-level replicates, averaged per model before anything is compared across models
+  (`group_summary`, `GroupData.score_array`; docs/statistics.md).
 * **Merging several runs.** Rows of the same group in different runs are more seeds of that group.
   When the same unit (suite, group, checkpoint, seed) appears in two runs with identical metrics it
   is counted once (cached re-runs reproduce it exactly); with different metrics the later run's
@@ -19,7 +20,7 @@ module, so the rules live in one place:
   checkpoint -> group map; a summary metric is paired-testable when the samples carry its key.
 
 `aggregate_results` / `aggregate_run` produce the `aggregate` rows of summary.json (mean, std,
-t- and bootstrap intervals via `evalbench.aggregate.stats.seed_summary`).
+t- and bootstrap intervals at the model level via `group_summary`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from evalbench.errors import InputError
 from evalbench.registry import did_you_mean
@@ -53,11 +56,11 @@ def is_bookkeeping(metric: str) -> bool:
             or metric.endswith(("_stderr", "standard_error")))
 
 
-# Fields of an `aggregate` row, in order (docs/results-format.md; `sem`, `seeds`, `train_seeds`,
-# `n_missing` and `note` extend the documented set).
+# Fields of an `aggregate` row, in order (docs/results-format.md). `n` counts the replicates the
+# interval is over: models (checkpoints) when the group has two or more, else generation seeds.
 AGGREGATE_FIELDS: tuple[str, ...] = (
     "suite", "group", "metric", "n", "mean", "std", "sem", "ci_low", "ci_high", "boot_low", "boot_high",
-    "conf", "train_seeds", "seeds", "n_missing", "note")
+    "conf", "train_seeds", "seeds", "n_missing", "n_models", "n_gen_seeds", "note")
 
 
 def as_number(value: Any) -> float | None:
@@ -272,6 +275,77 @@ class GroupData:
             out[_unit_name(r)] = vals
         return out
 
+    def models(self) -> list[str]:
+        """The group's trained models: its distinct checkpoints (each training seed is its own checkpoint)."""
+        return list(dict.fromkeys(r["checkpoint"] for r in self.rows))
+
+    def model_values(self, metric: str) -> dict[str, list[float]]:
+        """`{checkpoint: [summary value per generation seed]}` (models without a value left out)."""
+        out: dict[str, list[float]] = {}
+        for r in self.rows:
+            v = as_number(r["metrics"].get(metric))
+            if v is not None:
+                out.setdefault(r["checkpoint"], []).append(v)
+        return out
+
+    def top_level_values(self, metric: str) -> tuple[dict[str, float], str]:
+        """The independent replicates of the group's mean, and their level.
+
+        With two or more models: each model's mean over its generation seeds (level "model"). With
+        one model (a fixed checkpoint such as the base model): its generation seeds (level
+        "generation"), whose spread is the sampling noise of that fixed model's mean.
+        """
+        by_model = self.model_values(metric)
+        if len(by_model) >= 2:
+            return {m: sum(v) / len(v) for m, v in by_model.items()}, "model"
+        return self.seed_values(metric), "generation"
+
+    def unit_records(self) -> dict[str, dict[Any, list[SampleRecord]]]:
+        """`{checkpoint: {generation seed: records}}`: the records of each unit, for resamplers."""
+        out: dict[str, dict[Any, list[SampleRecord]]] = {}
+        for r in self.rows:
+            recs = self._records(r)
+            if recs:
+                out.setdefault(r["checkpoint"], {}).setdefault(r.get("seed"), []).extend(recs)
+        return out
+
+    def score_array(self, metric: str, prompt_ids: Sequence[str] | None = None) -> ScoreArray | None:
+        """Per-sample scores of `metric` as a (models x gen_seeds x prompts) array, NaN = missing.
+
+        Models are checkpoints; a model with fewer generation seeds than another is padded with NaN
+        rows. Records with the same (checkpoint, seed, sample_id) but different
+        `data["judge_repeat"]` are judge repeats and are averaged (so are exact duplicates). Columns
+        follow `prompt_ids` (default: the group's sorted sample ids). None when no record carries
+        the metric.
+        """
+        units = self.unit_records()
+        cells: dict[tuple[str, Any], dict[str, list[float]]] = {}
+        found = False
+        for ckpt, gens in units.items():
+            for gen, recs in gens.items():
+                scores = cells.setdefault((ckpt, gen), {})
+                for rec in recs:
+                    if metric not in rec.scores:
+                        continue
+                    found = True
+                    v = as_number(rec.scores[metric])
+                    if v is not None:
+                        scores.setdefault(rec.sample_id, []).append(v)
+        if not found:
+            return None
+        ids = list(prompt_ids) if prompt_ids is not None else sorted(self.prompt_ids())
+        col = {sid: i for i, sid in enumerate(ids)}
+        models = [m for m in units if any(cells.get((m, g)) for g in units[m])]
+        gens = {m: [g for g in units[m] if cells.get((m, g))] for m in models}
+        n_gen = max((len(g) for g in gens.values()), default=0)
+        arr = np.full((len(models), max(n_gen, 1), len(ids)), np.nan)
+        for i, m in enumerate(models):
+            for j, g in enumerate(gens[m]):
+                for sid, vals in cells[(m, g)].items():
+                    if sid in col:
+                        arr[i, j, col[sid]] = sum(vals) / len(vals)
+        return ScoreArray(models, gens, ids, arr)
+
     def has_samples(self) -> bool:
         return any(self._records(r) for r in self.rows)
 
@@ -294,6 +368,21 @@ class GroupData:
             if r.get(key) is not None:
                 vals.setdefault(r[key], None)
         return list(vals)
+
+
+@dataclass(frozen=True)
+class ScoreArray:
+    """A group's per-sample scores of one metric: `values[model, gen_seed, prompt]`, NaN = missing."""
+
+    models: list[str]
+    gen_seeds: dict[str, list]  # per model, the generation seeds in row order
+    prompt_ids: list[str]
+    values: np.ndarray
+
+    @property
+    def n_gen_seeds(self) -> int:
+        """Generation seeds per model (the largest count, when models differ)."""
+        return max((len(g) for g in self.gen_seeds.values()), default=0)
 
 
 def _sample_index(run: RunData) -> dict[tuple, list[SampleRecord]]:
@@ -394,19 +483,49 @@ class ResultSet:
 # aggregation
 
 
+def group_summary(by_model: Mapping[str, Sequence[float]], *, conf: float = 0.95, bootstrap_iters: int = 10_000,
+                  seed: int = 0):
+    """Mean and interval of a group's metric at the right level: `(SeedSummary, n_models, n_gen_seeds, note)`.
+
+    The mean is the mean over models of each model's mean over its generation seeds. With two or
+    more models the spread and interval are over the model means (training seeds are the
+    replicates; generation seeds are lower-level replicates, never independent models). With one
+    model they are over its generation seeds and the note says they show sampling noise only.
+    """
+    from evalbench.aggregate.stats import seed_summary
+
+    models = {m: list(v) for m, v in by_model.items() if v}
+    if not models:
+        raise InputError("no values to summarise")
+    n_gen = max(len(v) for v in models.values())
+    notes = []
+    if len(models) >= 2:
+        values = [sum(v) / len(v) for v in models.values()]
+        if n_gen > 1:
+            notes.append(f"generation seeds averaged within each of {len(models)} models")
+    else:
+        values = next(iter(models.values()))
+        if len(values) >= 2:
+            notes.append("one trained model: spread over its generation seeds (sampling noise only)")
+    s = seed_summary(values, conf=conf, bootstrap_iters=bootstrap_iters, seed=seed)
+    note = "; ".join(([s.note] if s.note else []) + notes) or None
+    return s, len(models), n_gen, note
+
+
 def aggregate_results(results: Sequence[Mapping[str, Any]], *, conf: float = 0.95,
                       bootstrap_iters: int = 10_000, seed: int = 0) -> list[dict[str, Any]]:
     """The `aggregate` rows of summary.json: one per suite x group x numeric metric.
 
-    Each row: `suite, group, metric, n` (seed units with a value), `mean, std` (ddof=1), `sem`,
+    Each row: `suite, group, metric, n` (the replicates of the interval: models with a value when the
+    group has two or more checkpoints, else generation seeds; see `group_summary`), `mean` (over
+    models of the mean over generation seeds), `std` (ddof=1), `sem`,
     `ci_low/ci_high` (Student t), `boot_low/boot_high` (percentile bootstrap of the mean, seeded),
     `conf`, `train_seeds` and `seeds` (generation seeds) seen, `n_missing` (units whose value is
-    null, e.g. a failed judge) and `note` (one seed: no spread; some units missing). With one seed
+    null, e.g. a failed judge), `n_models`, `n_gen_seeds` (per model, the most) and `note` (one seed:
+    no spread; one model: generation noise only; some units missing). With one seed
     every spread and interval is None, never NaN. Metrics that are never numeric (strings) are
     skipped; a metric that is null in every unit gets `mean = None` and a note.
     """
-    from evalbench.aggregate.stats import seed_summary
-
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in results:
         group = row.get("group") or row["checkpoint"]
@@ -430,13 +549,17 @@ def aggregate_results(results: Sequence[Mapping[str, Any]], *, conf: float = 0.9
                 out.append({**{f: None for f in AGGREGATE_FIELDS}, **base, "n": 0,
                             "note": "no valid value in any seed"})
                 continue
-            s = seed_summary(values, conf=conf, bootstrap_iters=bootstrap_iters, seed=seed)
-            notes = [s.note] if s.note else []
+            by_model: dict[str, list[float]] = {}
+            for r in present:
+                if (v := as_number(r["metrics"][metric])) is not None:
+                    by_model.setdefault(r["checkpoint"], []).append(v)
+            s, n_models, n_gen, note = group_summary(by_model, conf=conf, bootstrap_iters=bootstrap_iters, seed=seed)
+            notes = [note] if note else []
             if n_missing:
                 notes.append(f"{n_missing} of {len(present)} seed(s) have no value")
             out.append({**base, "n": s.n, "mean": s.mean, "std": s.std, "sem": s.sem, "ci_low": s.ci_low,
                         "ci_high": s.ci_high, "boot_low": s.boot_low, "boot_high": s.boot_high,
-                        "note": "; ".join(notes) or None})
+                        "n_models": n_models, "n_gen_seeds": n_gen, "note": "; ".join(notes) or None})
     return [{f: row.get(f) for f in AGGREGATE_FIELDS} for row in out]
 
 
@@ -472,7 +595,9 @@ __all__ = [
     "GroupData",
     "ResultSet",
     "RunData",
+    "ScoreArray",
     "aggregate_results",
+    "group_summary",
     "aggregate_run",
     "as_number",
     "is_bookkeeping",

@@ -42,12 +42,23 @@ def test_mean_std_and_t_interval_by_hand():
     assert agg["train_seeds"] == [1, 2, 3] and agg["seeds"] == [0]
 
 
-def test_training_and_generation_seeds_are_both_units_and_recorded():
+def test_generation_seeds_are_averaged_within_models_and_both_recorded():
     rows = [_row("dpo-s1", 0, 1.0, "dpo", 1), _row("dpo-s1", 1, 3.0, "dpo", 1),
             _row("dpo-s2", 0, 5.0, "dpo", 2), _row("dpo-s2", 1, 7.0, "dpo", 2)]
     (agg,) = aggregate_results(rows, bootstrap_iters=200)
-    assert agg["n"] == 4 and agg["mean"] == pytest.approx(4.0)
+    # Two models (checkpoints) with two generation seeds each: model means 2 and 6. The interval is
+    # over the 2 models; generation seeds are replicates within a model, not independent models.
+    assert agg["n"] == 2 and agg["n_models"] == 2 and agg["n_gen_seeds"] == 2
+    assert agg["mean"] == pytest.approx(4.0) and agg["std"] == pytest.approx(math.sqrt(8.0))
     assert agg["train_seeds"] == [1, 2] and agg["seeds"] == [0, 1]
+    assert "averaged within each of 2 models" in agg["note"]
+
+
+def test_one_model_with_generation_seeds_says_the_spread_is_sampling_noise():
+    rows = [_row("base", s, v) for s, v in enumerate([1.0, 2.0, 3.0])]
+    (agg,) = aggregate_results(rows, bootstrap_iters=100)
+    assert agg["n"] == 3 and agg["n_models"] == 1 and agg["std"] == pytest.approx(1.0)
+    assert "one trained model" in agg["note"]
 
 
 def test_one_seed_gives_none_spread_and_a_note_and_missing_values_are_counted():
