@@ -21,7 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 METHODS = ("dpo", "orpo")
-# Training recipe (benchmarks/train/<name>.yaml, profile `tiny`) per method; ORPO trains with QLoRA.
+# Training recipe (packaged evalbench/assets/recipes/train/<name>.yaml, profile `tiny`) per method; ORPO trains with QLoRA.
 RECIPES = {"dpo": "dpo", "orpo": "orpo_qlora", "wpo": "wpo", "ipo": "ipo", "kto": "kto"}
 TRAIN_SEEDS = (0, 1)
 

@@ -83,7 +83,7 @@ def add_gate(subparsers) -> None:
                     "1 regression, 2 usage or data error.")
     p.add_argument("--baseline", required=True, metavar="RUN", help="baseline run (directory or id)")
     p.add_argument("--candidate", required=True, metavar="RUN", help="candidate run (directory or id)")
-    p.add_argument("--rules", type=Path, help="rules YAML (default: benchmarks/gates/default.yaml)")
+    p.add_argument("--rules", type=Path, help="rules YAML (default: the packaged evalbench/assets/gates/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a rules key, e.g. --set defaults.alpha=0.01 (repeatable)")
     p.add_argument("--baseline-group", help="checkpoint group of the baseline run to compare")

@@ -13,7 +13,7 @@ A noisy small drop therefore passes, and so does a large drop that the data cann
 per-sample scores and a single seed) is reported as `untested` and passes unless the rule sets
 `fail_untested: true`.
 
-Rules come from YAML (`benchmarks/gates/default.yaml` is the default):
+Rules come from YAML (`evalbench/assets/gates/default.yaml` is the default):
 
     correction: holm              # holm | bh | bonferroni | none, over all gated metrics
     iters: 10000                  # bootstrap resamples / permutation sign flips
@@ -44,9 +44,10 @@ from evalbench.aggregate.summarize import ResultSet, RunData, is_bookkeeping
 from evalbench.config import Spec, load_spec
 from evalbench.errors import InputError
 from evalbench.registry import did_you_mean
+from evalbench.resources import GATE_RULES
 
 Direction = Literal["higher", "lower"]
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "benchmarks" / "gates" / "default.yaml"
+DEFAULT_RULES = GATE_RULES  # package data: `evalbench gate` works from a wheel too
 
 
 def _check_test(v: str | None) -> str | None:
@@ -117,7 +118,7 @@ class GateRules(Spec):
 
 
 def load_rules(path: str | Path | None = None, overrides: Sequence[str] = ()) -> GateRules:
-    """Validated rules from YAML (default `benchmarks/gates/default.yaml`); errors name file and key."""
+    """Validated rules from YAML (default `evalbench/assets/gates/default.yaml`); errors name file and key."""
     return load_spec(GateRules, Path(path) if path else DEFAULT_RULES, overrides)
 
 

@@ -143,4 +143,4 @@ def test_pydantic_errors_are_input_errors_not_tracebacks():
 
 
 def test_recipes_dir_is_in_the_repo():
-    assert RECIPES_DIR == Path(__file__).resolve().parents[2] / "benchmarks" / "train"
+    assert RECIPES_DIR == Path(__file__).resolve().parents[2] / "evalbench" / "assets" / "recipes" / "train"

@@ -29,10 +29,11 @@ from typing import Literal
 from evalbench.errors import InputError, MissingExtra
 from evalbench.io import canonical_json, sha256_text, write_json_atomic
 from evalbench.registry import did_you_mean
+from evalbench.resources import OPENLLM_TASKS
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "openllm_tasks"
+ASSETS = OPENLLM_TASKS
 DATA_MODULE = "openllm_data.py"
 DataMode = Literal["auto", "offline", "online"]
 
