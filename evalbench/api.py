@@ -189,7 +189,9 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
                     calls["judge"] = judge.misses
                     calls["cached"] += judge.hits
         rows = summarize_run(handle, suites, checkpoints, spec.seeds, judge_name)
-        handle.write_results(rows)
+        from evalbench.aggregate.summarize import aggregate_results
+
+        handle.write_results(rows, aggregate=aggregate_results(rows))
         handle.update_header(model_calls=handle.header().get("model_calls", []) + [calls])
     log.info("run %s finished: %s", handle.run_id, calls)
     return handle

@@ -174,7 +174,10 @@ def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name:
             sides = [Side(m, m, answers[m]) for m in names]
             suite.judge_pairs(ctx, 0, sides, suite.pairs(names, baseline), baseline=baseline)
         suite.write_radar(ctx)
-        run.write_results(summary_rows(run, suite, [m for m in names if m != baseline], judge_name))
+        from evalbench.aggregate.summarize import aggregate_results
+
+        rows = summary_rows(run, suite, [m for m in names if m != baseline], judge_name)
+        run.write_results(rows, aggregate=aggregate_results(rows))
     return run
 
 

@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
             for seed in seeds:
                 suite.score(ctx, ck, seed, [])
         rows = summarize_run(run_handle, [suite], checkpoints, seeds, judge_name=None)
-        run_handle.write_results(rows)
+        from evalbench.aggregate.summarize import aggregate_results
+
+        run_handle.write_results(rows, aggregate=aggregate_results(rows))
     _print_table(rows, suite.tasks)
     print(f"run written to {run_handle.path}")
     return 0
