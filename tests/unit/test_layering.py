@@ -1,0 +1,164 @@
+"""The import graph of evalbench: no cycles, no import running back up from a lower layer.
+
+Read from the source with `ast` (nothing is imported), counting imports inside functions too: a
+lazy import that climbs a layer is still a cycle in the design, it only fails later.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import evalbench
+
+PACKAGE_DIR = Path(evalbench.__file__).parent
+# The facade `evalbench/__init__.py` re-exports the public API lazily (PEP 562): its lazy edges point
+# down by design, and lower modules may import `__version__` from it.
+FACADE = "evalbench"
+
+# Cycles being removed by work in progress; an entry here is a debt, delete it when the work lands.
+# train.reward <-> train.trainer: the trainer split by concern (issue 13, requirement 6).
+KNOWN_CYCLES: list[list[str]] = [["evalbench.train.reward", "evalbench.train.trainer"]]
+
+# What the bottom layers may import from evalbench (besides the package's `__version__`).
+ALLOWED_BELOW: dict[str, set[str]] = {
+    "evalbench.errors": set(),
+    "evalbench.paths": {"evalbench.errors"},
+    "evalbench.io": {"evalbench.errors"},
+    "evalbench.store": {"evalbench.errors", "evalbench.io", "evalbench.paths", "evalbench.provenance"},
+    "evalbench.provenance": {"evalbench.errors", "evalbench.io", "evalbench.paths"},
+}
+
+
+def module_files() -> dict[str, Path]:
+    mods = {}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    return mods
+
+
+def is_cli_module(name: str) -> bool:
+    """Command modules: argv in, printed output and exit codes out (`evalbench demo` is one)."""
+    last = name.rsplit(".", 1)[-1]
+    return (name == "evalbench.cli" or name.startswith("evalbench.cli.") or last in ("cli", "__main__", "demo")
+            or last.endswith("_cli"))
+
+
+def _imported_names(tree: ast.Module, module: str, is_package: bool) -> Iterator[tuple[str, bool]]:
+    """(dotted name, at module level?) for every import, `if TYPE_CHECKING:` blocks excluded."""
+
+    def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            inner_top = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name, top
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = module.split(".") if is_package else module.split(".")[:-1]
+                    anchor = anchor[:len(anchor) - (child.level - 1)]
+                    base = ".".join([*anchor, base] if base else anchor)
+                for alias in child.names:
+                    yield f"{base}.{alias.name}", top
+            yield from walk(child, inner_top)
+
+    yield from walk(tree, True)
+
+
+def import_graph() -> dict[str, dict[str, bool]]:
+    """module -> {imported evalbench module: imported at module level?}."""
+    mods = module_files()
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, dict[str, bool]] = {}
+    for name, path in mods.items():
+        edges: dict[str, bool] = {}
+        for imported, top in _imported_names(ast.parse(path.read_text()), name, path.name == "__init__.py"):
+            target = owner(imported)
+            if target and target != name:
+                edges[target] = edges.get(target, False) or top
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, bool]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root, root_edges in graph.items():
+        if root in index:
+            continue
+        work = [(root, iter(root_edges))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph.get(child, {}))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _without_facade(graph: dict[str, dict[str, bool]]) -> dict[str, dict[str, bool]]:
+    return {m: ({} if m == FACADE else {t: top for t, top in edges.items() if t != FACADE})
+            for m, edges in graph.items()}
+
+
+def test_cycle_finder_finds_a_lazy_cycle():
+    graph = {"a": {"b": True}, "b": {"c": False}, "c": {"a": True}, "d": {"a": True}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles():
+    assert [c for c in cycles(_without_facade(import_graph())) if c not in KNOWN_CYCLES] == []
+
+
+def test_bottom_layers_import_nothing_above_them():
+    graph = import_graph()
+    climbing = {m: sorted(set(graph.get(m, {})) - allowed - {FACADE}) for m, allowed in ALLOWED_BELOW.items()}
+    assert {m: up for m, up in climbing.items() if up} == {}
+
+
+def test_library_modules_never_import_cli_modules():
+    graph = import_graph()
+    offenders = sorted(f"{m} -> {t}" for m, edges in graph.items() if not is_cli_module(m) and m != FACADE
+                       for t in edges if is_cli_module(t))
+    assert offenders == []
