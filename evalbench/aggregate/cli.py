@@ -30,10 +30,12 @@ def add_compare(subparsers) -> None:
     p.add_argument("--metrics", nargs="+", metavar="METRIC",
                    help="metrics to show: NAME or SUITE:NAME, shell patterns allowed, comma-separated or repeated "
                         "(default: every quality metric, no counts or category/ breakdowns)")
-    p.add_argument("--test", default="auto", help="deciding test: auto (paired bootstrap, else Welch), "
-                   "bootstrap, permutation, sign, wilcoxon, welch (default: auto)")
+    p.add_argument("--test", default="auto", help="deciding test: auto (= hierarchical: training seeds and "
+                   "prompts, exact sign flip for few prompts; Welch on model means without per-sample scores), "
+                   "hierarchical, bootstrap, permutation, sign, wilcoxon, welch (default: auto)")
     p.add_argument("--correction", default="holm", help="multiple-comparison correction for the marks: "
-                   "holm, bh, bonferroni, none (default: holm; Holm and BH are always reported)")
+                   "holm, bh, bonferroni, none (default: holm; Holm and BH are always reported). The family is "
+                   "every group x default metric, also when --metrics shows fewer")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
     p.add_argument("--conf", type=float, default=0.95, help="interval coverage (default: 0.95)")
     p.add_argument("--iters", type=int, default=10_000, help="bootstrap resamples / sign flips (default: 10000)")
@@ -46,7 +48,7 @@ def add_compare(subparsers) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from evalbench.aggregate.compare import RENDERERS, _legend, _notes, compare_runs, to_rich_table
+    from evalbench.aggregate.compare import RENDERERS, _legend, _notes, _test_lines, compare_runs, to_rich_table
     from evalbench.aggregate.summarize import load_runs
     from evalbench.io import write_text_atomic
 
@@ -62,6 +64,8 @@ def run_compare(args: argparse.Namespace) -> int:
         console.print(to_rich_table(comp, args.digits))
         for line in _legend(comp, "* (bold)"):
             console.print(line, markup=False, highlight=False)
+        for t in _test_lines(comp):
+            console.print(f"- {t}", markup=False, highlight=False)
         for n in _notes(comp):
             console.print(f"- {n}", markup=False, highlight=False)
         return 0

@@ -44,14 +44,16 @@ from evalbench.registry import UnknownName
 log = logging.getLogger(__name__)
 
 SAMPLE_TESTS: tuple[str, ...] = ("bootstrap", "permutation", "sign", "wilcoxon")
-TEST_CHOICES: tuple[str, ...] = ("auto", *SAMPLE_TESTS, "welch")
+TEST_CHOICES: tuple[str, ...] = ("auto", "hierarchical", *SAMPLE_TESTS, "welch")
 
 # Long-format rows (CSV / JSON), in this order.
 COMPARE_COLUMNS: tuple[str, ...] = (
     "suite", "metric", "group", "baseline", "is_baseline", "n", "mean", "std", "ci_low", "ci_high",
     "boot_low", "boot_high", "delta", "delta_ci_low", "delta_ci_high", "test", "unit", "n_pairs",
     "n_dropped", "p_value", "p_holm", "p_bh", "p_adjusted", "significant", "effect_size",
-    "effect_size_kind", "p_bootstrap", "p_permutation", "p_sign", "p_wilcoxon", "p_welch", "note")
+    "effect_size_kind", "p_bootstrap", "p_permutation", "p_sign", "p_wilcoxon", "p_welch",
+    "level", "n_models", "n_models_baseline", "n_gen_seeds", "n_gen_seeds_baseline", "n_prompts", "df", "mde",
+    "min_p", "p_hierarchical", "family_size", "note")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ class TestOutcome:
     p_adjusted: float | None = None
     significant: bool | None = None
     note: str | None = None
+    level: str | None = None  # what the test treats as random: prompt, model+prompt, model, generation
+    n_models: int | None = None  # trained models (checkpoints) of the group
+    n_models_baseline: int | None = None
+    n_gen_seeds: int | None = None  # generation seeds per model (the most)
+    n_gen_seeds_baseline: int | None = None
+    n_prompts: int | None = None  # prompts valid on both sides
+    df: float | None = None
+    mde: float | None = None  # minimum detectable effect, 80 % power, alpha = 1 - conf, two-sided
+    min_p: float | None = None  # smallest attainable p of an exact test
 
     @property
     def tested(self) -> bool:
@@ -109,39 +120,46 @@ def _examples(items: list, k: int = 3) -> str:
     return ", ".join(repr(x) for x in items[:k]) + (", ..." if len(items) > k else "")
 
 
-def _paired_inputs(a: GroupData, b: GroupData, metric: str):
-    """Per-unit score maps restricted to prompts valid on both sides, and the number dropped."""
-    sa, sb = a.sample_scores(metric), b.sample_scores(metric)
-    if not sa or not sb:
-        return None, None, 0
-    valid_a = set().union(*(set(d) for d in sa.values()))
-    valid_b = set().union(*(set(d) for d in sb.values()))
-    common = valid_a & valid_b
-    all_ids = set().union(*(set(d) for d in sa.values()), *(set(d) for d in sb.values()))
-    if a.has_samples():
-        all_ids |= a.prompt_ids()
-    if b.has_samples():
-        all_ids |= b.prompt_ids()
-    ra = {u: {k: v for k, v in d.items() if k in common} for u, d in sa.items()}
-    rb = {u: {k: v for k, v in d.items() if k in common} for u, d in sb.items()}
-    ra = {u: d for u, d in ra.items() if d}
-    rb = {u: d for u, d in rb.items() if d}
-    return ra, rb, len(all_ids) - len(common)
+def _prompt_means(arr) -> Any:
+    """(prompts,) per-prompt means over models of each model's mean over generation seeds."""
+    from evalbench.aggregate.stats import _nanmean
+
+    return _nanmean(_nanmean(arr.values, axis=1), axis=0)
+
+
+def _resampled_units(g: GroupData, resampler, prompt_ids: list[str]) -> list[list]:
+    """Per model, per generation seed, `weights -> values` closures over that unit's records."""
+    out = []
+    for _, gens in g.unit_records().items():
+        out.append([(lambda w, recs=recs: resampler(recs, prompt_ids, w)) for recs in gens.values()])
+    return out
+
+
+def _level(la: str, lb: str) -> str:
+    return la if la == lb else f"{la}/{lb}"
 
 
 def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto", conf: float = 0.95,
-                   iters: int = 10_000, seed: int = 0, all_tests: bool = True) -> TestOutcome:
+                   iters: int = 10_000, seed: int = 0, all_tests: bool = True, alternative: str = "two-sided",
+                   margin: float = 0.0, alpha: float = 0.05, resample_iters: int = 2_000) -> TestOutcome:
     """Test group `a` (candidate) against group `b` (baseline) on one metric of one suite.
 
     Args:
         test: "auto" or a name in `TEST_CHOICES` (see the module doc for fallbacks).
         conf, iters, seed: interval coverage, resamples / sign flips, random seed.
         all_tests: also run every other applicable test (reported in `p_by_test`).
+        alternative, margin: the deciding test's alternative and null value of `delta` (gate's
+            non-inferiority rule); compare uses the two-sided test of 0.
+        alpha: only for the note that a design cannot reach it.
+        resample_iters: prompt resamples of the hierarchical test of derived metrics.
 
     Raises:
         InputError: different suite versions or prompt sets (`check_comparable`), unknown test.
     """
+    import numpy as np
+
     from evalbench.aggregate import stats
+    from evalbench.aggregate.derived import resampler_for
 
     if test not in TEST_CHOICES:
         try:
@@ -151,76 +169,127 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
     check_comparable(a, b)
     out = TestOutcome(a.suite, metric, a.group, b.group)
     notes: list[str] = []
-    ra, rb, n_dropped = _paired_inputs(a, b, metric)
-    paired = bool(ra) and bool(rb)
-    if paired and len(set().union(*(set(d) for d in ra.values()))) < 2:
-        notes.append(f"fewer than 2 prompts with valid '{metric}' scores on both sides")
-        paired = False
-    va, vb = a.seed_values(metric), b.seed_values(metric)
+    ids = sorted(a.prompt_ids() | b.prompt_ids())
+    arr_a = a.score_array(metric, ids) if a.has_samples() else None
+    arr_b = b.score_array(metric, ids) if b.has_samples() else None
+    paired = arr_a is not None and arr_b is not None
+    n_dropped = 0
+    if paired:
+        pm_a, pm_b = _prompt_means(arr_a), _prompt_means(arr_b)
+        valid = np.isfinite(pm_a) & np.isfinite(pm_b)
+        n_dropped = int(valid.size - valid.sum())
+        if valid.sum() < 2:
+            notes.append(f"fewer than 2 prompts with valid '{metric}' scores on both sides")
+            paired = False
+    resampler = None if paired else resampler_for(a.suite, metric)
+    derived = resampler is not None and bool(a.unit_records()) and bool(b.unit_records())
+    hier_ok = paired or derived
+    va, level_a = a.top_level_values(metric)
+    vb, level_b = b.top_level_values(metric)
     seeds_ok = len(va) >= 2 and len(vb) >= 2
     if seeds_ok and len(set(va.values())) == 1 and len(set(vb.values())) == 1:
         # Both sides identical over seeds (deterministic decoding and judging do this): the t
         # statistic is undefined, and calling any difference "real" from zero observed spread would
         # turn every deterministic change into a significant one. No Welch test then.
-        if not paired or test == "welch":  # only worth saying where Welch would have decided
+        if not hier_ok or test == "welch":  # only worth saying where Welch would have decided
             notes.append("zero spread over seeds on both sides: Welch's t-test is undefined")
         seeds_ok = False
 
-    if test == "auto":
-        chosen = "bootstrap" if paired else ("welch" if seeds_ok else None)
+    if test in ("auto", "hierarchical"):
+        chosen = "hierarchical" if hier_ok else ("welch" if seeds_ok else None)
+        if chosen == "welch":
+            notes.append(f"no per-sample '{metric}' scores and no resampler: tested at the seed level only "
+                         "(Welch's t-test on model means)")
     elif test == "welch":
         chosen = "welch" if seeds_ok else None
         if not seeds_ok:
             if len(va) < 2 or len(vb) < 2:
                 notes.append(f"Welch's t-test needs 2 seeds per side ('{a.group}': {len(va)}, "
                              f"'{b.group}': {len(vb)})")
-            if paired:
-                notes.append("fell back to the per-sample paired bootstrap")
-            chosen = "bootstrap" if paired else None
+            if hier_ok:
+                notes.append("fell back to the hierarchical test")
+                chosen = "hierarchical"
     else:
         chosen = test if paired else None
         if not paired:
-            notes.append(f"no per-sample '{metric}' scores for a paired test"
-                         + ("; used Welch's t-test across seeds" if seeds_ok else ""))
-            chosen = "welch" if seeds_ok else None
+            if derived:
+                notes.append(f"'{metric}' has no per-sample scores (it is recomputed per resample): "
+                             "used the hierarchical resampled test")
+                chosen = "hierarchical"
+            else:
+                notes.append(f"no per-sample '{metric}' scores for a paired test"
+                             + ("; used Welch's t-test across seeds" if seeds_ok else ""))
+                chosen = "welch" if seeds_ok else None
     if chosen is None and not notes:
         notes.append(f"not testable: no per-sample '{metric}' scores and fewer than 2 seeds per side "
                      f"('{a.group}': {len(va)}, '{b.group}': {len(vb)})")
 
     results: dict[str, Any] = {}
-    wanted = ([*SAMPLE_TESTS] if paired and all_tests else []) + (["welch"] if seeds_ok and all_tests else [])
+    wanted: list[str] = []
+    if all_tests:
+        wanted = (["hierarchical"] if hier_ok else []) + ([*SAMPLE_TESTS] if paired else []) \
+            + (["welch"] if seeds_ok else [])
     if chosen and chosen not in wanted:
         wanted.insert(0, chosen)
-    clustered = paired and (len(ra) > 1 or len(rb) > 1)
     for name in wanted:
-        if name == "welch":
-            args = (va, vb)
-        elif clustered:
-            args = (ra, rb)
-        else:
-            args = (next(iter(ra.values())), next(iter(rb.values())))
+        # Only the deciding test carries gate's alternative and margin; the others are compare's context.
+        alt, mar = (alternative, margin) if name == chosen else ("two-sided", 0.0)
         try:
             with warnings.catch_warnings():
                 # scipy warns when one side is (nearly) constant, e.g. identical lengths over seeds;
                 # the test result is still defined, and the note below would only repeat it.
                 warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
-                results[name] = stats.run_test(name, *args, conf=conf, iters=iters, seed=seed)
+                if name == "hierarchical" and paired:
+                    res = stats.hierarchical_test(arr_a.values, arr_b.values, conf=conf, alternative=alt,
+                                                  margin=mar, seed=seed, iters=max(iters, 1))
+                elif name == "hierarchical":
+                    res = stats.hierarchical_test_resampled(
+                        _resampled_units(a, resampler, ids), _resampled_units(b, resampler, ids), len(ids),
+                        conf=conf, alternative=alt, margin=mar, seed=seed, iters=resample_iters)
+                elif name == "welch":
+                    res = stats.run_test("welch", list(va.values()), list(vb.values()), conf=conf,
+                                         alternative=alt, margin=mar)
+                    res = res._replace(level=_level(level_a, level_b))
+                else:
+                    res = stats.run_test(name, pm_a[valid], pm_b[valid], conf=conf, iters=iters, seed=seed,
+                                         alternative=alt, margin=mar)
+                    res = res._replace(level="prompt", n_prompts=res.n, n_dropped=n_dropped)
+            results[name] = res
         except InputError as exc:
             results[name] = None
             notes.append(f"{name}: {exc}")
     fields: dict[str, Any] = {"p_by_test": {k: (None if v is None else v.p_value) for k, v in results.items()},
                               "n_dropped": n_dropped if paired else 0}
     main = results.get(chosen) if chosen else None
+    # n at each level, whatever decided
+    if paired:
+        fields.update(n_models=len(arr_a.models), n_models_baseline=len(arr_b.models),
+                      n_gen_seeds=arr_a.n_gen_seeds, n_gen_seeds_baseline=arr_b.n_gen_seeds,
+                      n_prompts=int(valid.sum()))
+    else:
+        ma, mb = a.model_values(metric), b.model_values(metric)
+        fields.update(n_models=len(ma), n_models_baseline=len(mb),
+                      n_gen_seeds=max((len(v) for v in ma.values()), default=0),
+                      n_gen_seeds_baseline=max((len(v) for v in mb.values()), default=0),
+                      n_prompts=len(ids) if derived else None)
     if main is not None:
+        mde = main.mde
+        if mde is None and main.df:
+            se = (main.ci_high - main.ci_low) / 2.0 / float(stats._stats().t.ppf(0.5 + conf / 2.0, main.df))
+            mde = stats.minimum_detectable_effect(se, main.df, alpha=1.0 - conf)
+        elif mde is None and paired:
+            d = pm_a[valid] - pm_b[valid]
+            mde = stats.minimum_detectable_effect(float(d.std(ddof=1)) / len(d) ** 0.5, len(d) - 1, 1.0 - conf)
         fields.update(test=main.method, unit="seed" if chosen == "welch" else "sample", delta=main.delta,
                       delta_ci_low=main.ci_low, delta_ci_high=main.ci_high, p_value=main.p_value,
-                      n_pairs=main.n)
-        if chosen == "welch":
+                      n_pairs=main.n, level=main.level, df=main.df, mde=mde, min_p=main.min_p)
+        if main.min_p is not None and main.min_p > alpha:
+            notes.append(f"{main.n} prompts: the smallest attainable p is {main.min_p:.3g} > alpha {alpha:g}")
+        if paired and chosen != "welch":
+            fields.update(effect_size=stats.cohens_dz(pm_a[valid], pm_b[valid]), effect_size_kind="cohens_dz")
+        elif len(va) >= 2 and len(vb) >= 2:
             fields.update(effect_size=stats.hedges_g(list(va.values()), list(vb.values())),
                           effect_size_kind="hedges_g")
-        else:
-            pair = stats.align_clustered(ra, rb)
-            fields.update(effect_size=stats.cohens_dz(pair.a, pair.b), effect_size_kind="cohens_dz")
     elif va and vb:  # untestable: still show the difference of the means
         fields["delta"] = sum(va.values()) / len(va) - sum(vb.values()) / len(vb)
     if n_dropped and paired:
@@ -273,6 +342,25 @@ class Comparison:
     conf: float
     test: str
     notes: list[str] = field(default_factory=list)
+    # The multiple-comparison family: every (group x metric) cell of the default metric set (plus
+    # any other metric asked for), whatever --metrics displays (issue 12: the family must not
+    # shrink when the user narrows the view).
+    family_columns: list[tuple[str, str]] = field(default_factory=list)
+    family_size: int = 0
+
+    @property
+    def family_label(self) -> str:
+        groups = [g for g in self.groups if g != self.baseline]
+        cells = len(groups) * len(self.family_columns)
+        text = (f"{self.correction} over {self.family_size} tests: {len(groups)} group"
+                f"{'s' if len(groups) != 1 else ''} x {len(self.family_columns)} metric"
+                f"{'s' if len(self.family_columns) != 1 else ''}")
+        if self.family_size < cells:
+            text += f" ({cells - self.family_size} cell(s) untestable)"
+        shown = [c for c in self.family_columns if c in self.columns]
+        if len(shown) < len(self.family_columns):
+            text += f"; {len(shown)} of the {len(self.family_columns)} metrics shown"
+        return text
 
     def rows(self) -> list[dict[str, Any]]:
         """Long format: one row per (suite, metric, group), keys in `COMPARE_COLUMNS` order."""
@@ -290,9 +378,11 @@ class Comparison:
                     row.update({k: getattr(o, k) for k in (
                         "delta", "delta_ci_low", "delta_ci_high", "test", "unit", "n_pairs", "n_dropped",
                         "p_value", "p_holm", "p_bh", "p_adjusted", "significant", "effect_size",
-                        "effect_size_kind")})
-                    for t in (*SAMPLE_TESTS, "welch"):
+                        "effect_size_kind", "level", "n_models", "n_models_baseline", "n_gen_seeds",
+                        "n_gen_seeds_baseline", "n_prompts", "df", "mde", "min_p")})
+                    for t in ("hierarchical", *SAMPLE_TESTS, "welch"):
                         row[f"p_{t}"] = o.p_by_test.get(t)
+                    row["family_size"] = self.family_size
                     if o.note:
                         notes.append(o.note)
                 row["note"] = "; ".join(notes) or None
@@ -322,7 +412,8 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
         InputError: unknown baseline/metric/test/correction; a group that shares no suite with the
             baseline; different suite versions or prompt sets.
     """
-    from evalbench.aggregate.stats import ADJUSTMENTS, seed_summary
+    from evalbench.aggregate.stats import ADJUSTMENTS
+    from evalbench.aggregate.summarize import group_summary
 
     if correction not in ADJUSTMENTS:
         try:
@@ -339,6 +430,8 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
     columns = rs.metric_columns(metrics)
     if not columns:
         raise InputError("no numeric metrics to compare; name some with --metrics")
+    family_columns = rs.metric_columns(None)
+    family_columns += [c for c in columns if c not in family_columns]
     base_suites = {s for s in rs.suites() if rs.group(s, base) is not None}
     notes: list[str] = []
     for g in groups:
@@ -351,26 +444,30 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
     biters = bootstrap_iters if bootstrap_iters is not None else iters
     from evalbench.progress import track
 
-    work = [(s, m, g) for s, m in columns for g in groups]
+    shown = set(columns)
+    work = [(s, m, g) for s, m in family_columns for g in groups]
     with track("compare", total=len(work)) as bar:
         for suite, metric, group in work:
             bar.advance()
             gd = rs.group(suite, group)
             if gd is None:
                 continue
-            vals = list(gd.seed_values(metric).values())
-            if not vals:
+            by_model = gd.model_values(metric)
+            if not by_model:
                 continue
-            s = seed_summary(vals, conf=conf, bootstrap_iters=biters, seed=seed)
-            cells[(group, suite, metric)] = Cell(s.n, s.mean, s.std, s.ci_low, s.ci_high, s.boot_low,
-                                                 s.boot_high, s.note)
+            if (suite, metric) in shown:
+                s, _, _, note = group_summary(by_model, conf=conf, bootstrap_iters=biters, seed=seed)
+                cells[(group, suite, metric)] = Cell(s.n, s.mean, s.std, s.ci_low, s.ci_high, s.boot_low,
+                                                     s.boot_high, note)
             if group == base or not run_tests:
                 continue
             bd = rs.group(suite, base)
-            if bd is None or not bd.seed_values(metric):
+            if bd is None or not bd.model_values(metric):
                 continue
-            outcomes[(group, suite, metric)] = compare_groups(gd, bd, metric, test=test, conf=conf,
-                                                              iters=iters, seed=seed, all_tests=all_tests)
+            # Cells outside the displayed metrics are tested for the family only: the deciding test.
+            outcomes[(group, suite, metric)] = compare_groups(
+                gd, bd, metric, test=test, conf=conf, iters=iters, seed=seed, alpha=alpha,
+                all_tests=all_tests and (suite, metric) in shown)
     keys = list(outcomes)
     adjusted = adjust_outcomes([outcomes[k] for k in keys], correction=correction, alpha=alpha)
     outcomes = dict(zip(keys, adjusted))
@@ -378,7 +475,10 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
         missing = [g for g in groups if rs.group(suite, g) is None]
         if missing and any(c[0] == suite for c in columns):
             notes.append(f"{suite}: no results for {', '.join(missing)}")
-    return Comparison(base, groups, columns, cells, outcomes, alpha, correction, conf, test, notes)
+    family_size = sum(o.p_value is not None for o in outcomes.values())
+    outcomes = {k: o for k, o in outcomes.items() if (k[1], k[2]) in shown}
+    return Comparison(base, groups, columns, cells, outcomes, alpha, correction, conf, test, notes,
+                      family_columns, family_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,12 +489,47 @@ def _fmt(x: float | None, digits: int) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def _seed_counts(comp: Comparison) -> dict[str, str]:
-    out = {}
-    for g in comp.groups:
-        ns = sorted({c.n for (gg, _, _), c in comp.cells.items() if gg == g})
-        out[g] = "/".join(str(n) for n in ns) if ns else "0"
-    return out
+def _level_counts(comp: Comparison) -> dict[str, str]:
+    """Per group: models x generation seeds (from the outcomes; the baseline from its side of them)."""
+    out: dict[str, set[str]] = {g: set() for g in comp.groups}
+    for (g, _, _), o in comp.outcomes.items():
+        if o.n_models is not None:
+            out[g].add(f"{o.n_models} model{'s' if o.n_models != 1 else ''} x {o.n_gen_seeds} gen. seed"
+                       f"{'s' if o.n_gen_seeds != 1 else ''}")
+        if o.n_models_baseline is not None:
+            out[comp.baseline].add(f"{o.n_models_baseline} model{'s' if o.n_models_baseline != 1 else ''} x "
+                                   f"{o.n_gen_seeds_baseline} gen. seed{'s' if o.n_gen_seeds_baseline != 1 else ''}")
+    if not any(out.values()):  # no tests run: fall back to the cells' replicate counts
+        for (g, _, _), c in comp.cells.items():
+            out[g].add(f"n={c.n}")
+    return {g: "/".join(sorted(v)) or "—" for g, v in out.items()}
+
+
+def _test_label(comp: Comparison) -> str:
+    if comp.test in ("auto", "hierarchical"):
+        return ("hierarchical test: training seeds and prompts as random effects, Satterthwaite df; exact sign "
+                "flip for one model per side and < 30 prompts; Welch on model means without per-sample scores")
+    return f"{comp.test} test"
+
+
+def describe_outcome(o: TestOutcome, baseline: str) -> str:
+    """One line: the test, n at each level, delta with CI, p (raw and adjusted), MDE."""
+    if o.p_value is None:
+        return f"{o.group} vs {baseline}, {o.suite}/{o.metric}: not tested"
+    parts = [f"{o.group} vs {baseline}, {o.suite}/{o.metric}: {o.test}"
+             + (f" ({o.level})" if o.level else "")]
+    levels = []
+    if o.n_models is not None:
+        levels.append(f"models {o.n_models} vs {o.n_models_baseline}")
+        levels.append(f"gen. seeds {o.n_gen_seeds} vs {o.n_gen_seeds_baseline}")
+    if o.n_prompts is not None:
+        levels.append(f"prompts {o.n_prompts}")
+    parts.append(", ".join(levels))
+    parts.append(f"delta {o.delta:+.4g} [{o.delta_ci_low:.4g}, {o.delta_ci_high:.4g}]")
+    parts.append(f"p {o.p_value:.3g}" + ("" if o.p_adjusted is None else f", adjusted {o.p_adjusted:.3g}"))
+    if o.mde is not None:
+        parts.append(f"MDE(80%) {o.mde:.3g}")
+    return "; ".join(p for p in parts if p)
 
 
 def _cell_parts(comp: Comparison, group: str, suite: str, metric: str, digits: int):
@@ -416,12 +551,13 @@ def _column_title(comp: Comparison, suite: str, metric: str) -> str:
 
 
 def _legend(comp: Comparison, mark: str) -> list[str]:
-    counts = _seed_counts(comp)
-    lines = [(f"Mean (std) over seeds per checkpoint group; signed numbers are differences to the baseline "
-             f"'{comp.baseline}'. {mark}: {comp.correction}-corrected p < {comp.alpha:g} "
-             f"({'paired bootstrap / Welch' if comp.test == 'auto' else comp.test} test; raw, Holm and BH "
-             f"p-values in the CSV/JSON output)."),
-             "Seeds per group: " + ", ".join(f"{g} {n}" for g, n in counts.items()) + "."]
+    counts = _level_counts(comp)
+    lines = [(f"Mean (std) per checkpoint group: mean over models (training seeds) of each model's mean over "
+              f"generation seeds, std over models (over generation seeds for a single model); signed numbers "
+              f"are differences to the baseline '{comp.baseline}'. {mark}: corrected p < {comp.alpha:g} "
+              f"({_test_label(comp)}; raw, Holm and BH p-values, CIs and MDEs in the CSV/JSON output)."),
+             f"Family: {comp.family_label}.",
+             "Per group: " + ", ".join(f"{g} {n}" for g, n in counts.items()) + "."]
     return lines
 
 
@@ -431,6 +567,10 @@ def _notes(comp: Comparison) -> list[str]:
         if o.note:
             out.append(f"{g} vs {comp.baseline}, {s}/{m}: {o.note}")
     return out
+
+
+def _test_lines(comp: Comparison) -> list[str]:
+    return [describe_outcome(o, comp.baseline) for o in comp.outcomes.values() if o.p_value is not None]
 
 
 def to_markdown(comp: Comparison, digits: int = 2) -> str:
@@ -447,6 +587,9 @@ def to_markdown(comp: Comparison, digits: int = 2) -> str:
         lines.append("| " + " | ".join([label.replace("|", "\\|"), *cells]) + " |")
     lines.append("")
     lines.extend(_legend(comp, "<u>Underlined</u>"))
+    tests = _test_lines(comp)
+    if tests:
+        lines += ["", "Tests:"] + [f"- {t}" for t in tests]
     notes = _notes(comp)
     if notes:
         lines.append("")
@@ -470,6 +613,9 @@ def to_html(comp: Comparison, digits: int = 2) -> str:
     out.append("</tbody></table>")
     out.extend(f"<p>{e(line).replace('&lt;u&gt;Underlined&lt;/u&gt;', '<u>Underlined</u>')}</p>"
                for line in _legend(comp, "<u>Underlined</u>"))
+    tests = _test_lines(comp)
+    if tests:
+        out.append("<p>Tests:</p><ul>" + "".join(f"<li>{e(t)}</li>" for t in tests) + "</ul>")
     notes = _notes(comp)
     if notes:
         out.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
@@ -490,6 +636,10 @@ def to_json(comp: Comparison) -> str:
     return json.dumps({"baseline": comp.baseline, "alpha": comp.alpha, "correction": comp.correction,
                        "conf": comp.conf, "test": comp.test, "groups": comp.groups,
                        "columns": [f"{s}/{m}" for s, m in comp.columns], "rows": comp.rows(),
+                       "family": {"correction": comp.correction, "size": comp.family_size,
+                                  "groups": [g for g in comp.groups if g != comp.baseline],
+                                  "metrics": [f"{s}/{m}" for s, m in comp.family_columns],
+                                  "label": comp.family_label},
                        "notes": _notes(comp)}, indent=2) + "\n"
 
 
@@ -521,6 +671,8 @@ def to_text(comp: Comparison, digits: int = 2, width: int = 160) -> str:
     console.print(to_rich_table(comp, digits))
     for line in _legend(comp, "* (bold)"):
         console.print(line, markup=False)
+    for t in _test_lines(comp):
+        console.print(f"- {t}", markup=False)
     for n in _notes(comp):
         console.print(f"- {n}", markup=False)
     return buf.getvalue()
@@ -553,6 +705,7 @@ __all__ = [
     "check_comparable",
     "compare_groups",
     "compare_runs",
+    "describe_outcome",
     "to_csv",
     "to_html",
     "to_json",

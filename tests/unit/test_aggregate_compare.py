@@ -28,11 +28,15 @@ def _three_groups(tmp_path, n=150):
     return make_run(tmp_path, "r1", units)
 
 
-def test_clustered_paired_bootstrap_marks_the_real_difference_only(tmp_path):
+def test_hierarchical_test_marks_the_real_difference_only(tmp_path):
     comp = compare_runs(load_runs([_three_groups(tmp_path)]), baseline="base", iters=ITERS)
     dpo = comp.outcomes[("dpo", "alpaca", "win_rate")]
     ipo = comp.outcomes[("ipo", "alpaca", "win_rate")]
-    assert dpo.test == "clustered_bootstrap" and dpo.unit == "sample" and dpo.n_pairs == 150
+    # auto = the hierarchical test (was the clustered bootstrap, which ignored training-seed variance)
+    assert dpo.test == "hierarchical" and dpo.unit == "sample" and dpo.n_pairs == 150
+    assert dpo.level == "model+prompt" and (dpo.n_models, dpo.n_models_baseline) == (3, 1)
+    assert (dpo.n_gen_seeds, dpo.n_gen_seeds_baseline, dpo.n_prompts) == (1, 3, 150)
+    assert dpo.mde is not None and dpo.mde > 0 and dpo.df is not None
     assert dpo.significant is True and ipo.significant is False
     # With every seed scoring every prompt, the clustered delta is the difference of the grand means.
     cells = comp.cells
@@ -42,7 +46,7 @@ def test_clustered_paired_bootstrap_marks_the_real_difference_only(tmp_path):
     # Holm adjusts upwards, BH never above Holm; both reported with the raw p.
     for o in (dpo, ipo):
         assert o.p_value <= o.p_bh <= o.p_holm <= 1.0
-        assert set(o.p_by_test) == {"bootstrap", "permutation", "sign", "wilcoxon", "welch"}
+        assert set(o.p_by_test) == {"hierarchical", "bootstrap", "permutation", "sign", "wilcoxon", "welch"}
     assert dpo.effect_size_kind == "cohens_dz" and dpo.effect_size > 0
 
 
@@ -78,7 +82,8 @@ def test_one_seed_falls_back_to_per_sample_tests_and_says_so(tmp_path):
     units = [Unit("base", scores(80, 50, 10, 0)), Unit("dpo", scores(80, 55, 10, 1))]
     runs = load_runs([make_run(tmp_path, "r", units)])
     o = compare_runs(runs, baseline="base", test="welch", iters=ITERS).outcomes[("dpo", "alpaca", "win_rate")]
-    assert o.test == "bootstrap" and "needs 2 seeds" in o.note and "fell back" in o.note
+    # the fallback is the default (hierarchical) test; with one model per side it is the paired t
+    assert o.test == "hierarchical" and "needs 2 seeds" in o.note and "fell back" in o.note
     assert "welch" not in o.p_by_test
 
 
@@ -98,6 +103,9 @@ def test_failed_samples_are_dropped_from_both_sides(tmp_path):
     o = comp.outcomes[("dpo", "alpaca", "win_rate")]
     # prompts 0, 1, 4 remain: differences 2, 2, 2
     assert o.n_pairs == 3 and o.n_dropped == 2 and o.delta == pytest.approx(2.0)
+    # 3 prompts: an exact sign flip, which can never reach 0.05
+    assert o.test == "exact-sign-flip" and o.p_value == pytest.approx(0.25)
+    assert "the smallest attainable p is 0.25 > alpha 0.05" in o.note
 
 
 def test_different_prompt_sets_are_refused_naming_the_ids(tmp_path):
@@ -148,3 +156,27 @@ def test_constant_values_over_seeds_are_not_called_significant(tmp_path):
         ("dpo", "alpaca", "lc")]
     assert o.p_value is None and o.significant is None and "zero spread" in o.note
     assert o.delta == pytest.approx(-1.0)
+
+
+def test_family_is_every_default_cell_even_when_metrics_are_narrowed(tmp_path):
+    units = []
+    for s in range(3):
+        units.append(Unit(f"base-s{s}", scores(60, 50, 20, s), group="base", train_seed=s,
+                          metrics={"lc": 40.0 + s}))
+        units.append(Unit(f"dpo-s{s}", scores(60, 52, 20, 10 + s), group="dpo", train_seed=s,
+                          metrics={"lc": 41.0 + 0.5 * s}))
+        units.append(Unit(f"ipo-s{s}", scores(60, 50, 20, 20 + s), group="ipo", train_seed=s,
+                          metrics={"lc": 39.0 + s}))
+    runs = load_runs([make_run(tmp_path, "r", units)])
+    full = compare_runs(runs, baseline="base", iters=ITERS)
+    narrow = compare_runs(runs, baseline="base", iters=ITERS, metrics=["win_rate"])
+    assert full.family_size == narrow.family_size == 4
+    assert narrow.family_label.startswith("holm over 4 tests: 2 groups x 2 metrics")
+    assert "1 of the 2 metrics shown" in narrow.family_label
+    key = ("dpo", "alpaca", "win_rate")
+    assert narrow.outcomes[key].p_holm == pytest.approx(full.outcomes[key].p_holm)
+    assert list(narrow.outcomes) == [key, ("ipo", "alpaca", "win_rate")]
+    md = to_markdown(narrow)
+    assert "Family: holm over 4 tests" in md and "hierarchical (model+prompt)" in md
+    lc = full.outcomes[("dpo", "alpaca", "lc")]
+    assert lc.test == "welch" and lc.level == "model" and "seed level only" in lc.note
