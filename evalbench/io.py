@@ -81,10 +81,23 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> 
     write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
 
 
+def _umask_file_mode() -> int:
+    """The mode `open()` gives a new file under the process umask (0o644 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# Read once: changing the umask is process-wide and racy, so it is not done on every write.
+FILE_MODE = _umask_file_mode()
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # mkstemp creates 0600 files; a results file is meant to be read like any other the user writes.
+    os.fchmod(fd, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -97,17 +110,47 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def append_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
-    """Append rows, one JSON object per line, flushed and fsynced; returns the count."""
+    """Append rows, one JSON object per line, flushed and fsynced; returns the count.
+
+    A torn last line (a writer killed mid-line) is cut off first: appending after it would glue
+    the first new record onto the fragment and turn it into a bad line in the middle of the log.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(_to_jsonable(r), ensure_ascii=False, default=_json_default) for r in rows]
     if not lines:
         return 0
+    _cut_torn_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     return len(lines)
+
+
+def _cut_torn_tail(path: Path, chunk: int = 1 << 16) -> None:
+    """Truncate `path` after its last newline (a no-op when it ends with one or does not exist)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            fh.seek(start)
+            block = fh.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(start + cut + 1)
+                return
+            end = start
+        fh.truncate(0)
 
 
 def canonical_json(obj: Any) -> str:

@@ -7,6 +7,12 @@ schema) through `extra_body` (vLLM silently ignores the old `guided_*` keys, so 
 Transport failures that survive the retries abort the batch with `ServerError`; everything that
 finished before is already in the cache. A request the server rejects (4xx) becomes a failed
 `Generation` with the server's message, never a sentinel value.
+
+An answer that arrives but is unusable (HTTP 200 with a body that is not JSON or not the OpenAI
+shape, no `choices`, fewer choices than `n`, no log-probs when they were asked for) is a transient
+fault too: real servers produce it under load (a proxy cutting a body, an overloaded worker). It is
+retried with the same backoff and budget, and when the budget is spent it becomes a failed
+`Generation` carrying the reason, so the rest of the batch is kept (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class MalformedResponse(Exception):
+    """The server answered (usually HTTP 200) but the body cannot be used; retried as transient."""
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, retry_after: float | None = None,
@@ -71,8 +81,10 @@ class OpenAICompatibleBackend:
 
     def __init__(self, base_url: str, model: str, *, who: dict[str, Any] | None = None,
                  api_key_env: str | None = None, api_key: str | None = None, max_concurrency: int = 8,
-                 timeout_s: float = 120.0, max_retries: int = 6,
+                 timeout_s: float = 120.0, max_retries: int = 6, backoff_base_s: float = 0.5,
                  liveness: Callable[[], None] | None = None):
+        check_client_options(max_concurrency=max_concurrency, timeout_s=timeout_s, max_retries=max_retries,
+                             backoff_base_s=backoff_base_s)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._who = who or {"engine": "openai-http", "base_url": self.base_url, "model": model}
@@ -84,6 +96,7 @@ class OpenAICompatibleBackend:
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
         self.liveness = liveness
         self.calls = 0  # HTTP requests sent (retries included)
         self._lock = threading.Lock()
@@ -153,6 +166,12 @@ class OpenAICompatibleBackend:
                 with self._lock:
                     self.calls += 1
                 return await self._send(client, req)
+            except MalformedResponse as exc:
+                if attempt >= self.max_retries:
+                    log.warning("%s: unusable answer after %d attempts (%s); recorded as a failed item",
+                                self.model, attempt + 1, exc)
+                    return Generation(error=f"malformed response after {attempt + 1} attempts: {exc}")
+                delay = backoff_delay(attempt, base=self.backoff_base_s)
             except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
                     openai.InternalServerError, openai.APIStatusError) as exc:
                 status = getattr(exc, "status_code", None)
@@ -166,12 +185,14 @@ class OpenAICompatibleBackend:
                     raise ServerError(f"{self.base_url} failed after {attempt + 1} attempts ({what}: "
                                       f"{_message(exc)}); finished requests are cached, rerun to resume") \
                         from None
-                delay = backoff_delay(attempt, retry_after=_retry_after(exc))
-                log.debug("retry %d for %s in %.2fs (%s)", attempt + 1, self.model, delay, type(exc).__name__)
-                attempt += 1
-                await asyncio.sleep(delay)
+                delay = backoff_delay(attempt, base=self.backoff_base_s, retry_after=_retry_after(exc))
+            log.debug("retry %d for %s in %.2fs", attempt + 1, self.model, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
 
     async def _send(self, client, req: GenRequest) -> Generation:
+        import openai
+
         s = req.sampling
         kwargs: dict[str, Any] = {"model": self.model, "temperature": s.temperature, "top_p": s.top_p,
                                   "max_tokens": s.max_tokens, "n": s.n}
@@ -183,30 +204,76 @@ class OpenAICompatibleBackend:
         structured = s.structured_outputs()
         if structured is not None:
             extra_body["structured_outputs"] = structured
-        if req.kind == "chat":
+        chat = req.kind == "chat"
+        if chat:
             if s.logprobs:
                 kwargs["logprobs"] = True
                 if s.top_logprobs is not None:
                     kwargs["top_logprobs"] = s.top_logprobs
-            resp = await client.chat.completions.create(messages=list(req.messages), extra_body=extra_body or None,
-                                                        **kwargs)
-            choices = tuple(Choice(text=c.message.content or "", finish_reason=c.finish_reason,
-                                   logprobs=_chat_logprobs(c.logprobs) if s.logprobs else None)
-                            for c in resp.choices)
+            create = client.chat.completions.create(messages=list(req.messages), extra_body=extra_body or None,
+                                                    **kwargs)
         else:
             if s.logprobs or req.echo:
                 kwargs["logprobs"] = max(1, s.top_logprobs or 1)
             if req.echo:
                 kwargs["echo"] = True
-            resp = await client.completions.create(prompt=req.prompt, extra_body=extra_body or None, **kwargs)
-            choices = tuple(Choice(text=c.text, finish_reason=c.finish_reason,
-                                   logprobs=_completion_logprobs(c.logprobs)
-                                   if (s.logprobs or req.echo) else None)
-                            for c in resp.choices)
-        usage = None
-        if resp.usage is not None:
-            usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
-        return Generation(choices=choices, usage=usage)
+            create = client.completions.create(prompt=req.prompt, extra_body=extra_body or None, **kwargs)
+        try:
+            resp = await create
+            # The SDK builds response objects without validating them: a body of the wrong shape
+            # surfaces here as a missing attribute, a None where a list belongs, and so on.
+            return parse_response(resp, chat=chat, n=s.n, logprobs=bool(s.logprobs or (req.echo and not chat)))
+        except MalformedResponse:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError,
+                openai.APIResponseValidationError) as exc:  # JSONDecodeError is a ValueError
+            raise MalformedResponse(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def parse_response(resp: Any, *, chat: bool, n: int, logprobs: bool) -> Generation:
+    """A `Generation` from an SDK response object, or `MalformedResponse` saying what is missing."""
+    if isinstance(resp, (str, bytes)) or resp is None:
+        raise MalformedResponse(f"the body is not a JSON object: {str(resp)[:80]!r}")
+    raw_choices = resp.choices
+    if not raw_choices:
+        raise MalformedResponse("the answer has no choices")
+    if len(raw_choices) < n:
+        raise MalformedResponse(f"the answer has {len(raw_choices)} choices, {n} were asked for")
+    choices = []
+    for c in raw_choices:
+        if chat:
+            message = c.message
+            if message is None:
+                raise MalformedResponse("a choice has no message")
+            text = message.content or ""
+            lps = _chat_logprobs(c.logprobs) if logprobs else None
+        else:
+            if not isinstance(c.text, str):
+                raise MalformedResponse("a choice has no text")
+            text = c.text
+            lps = _completion_logprobs(c.logprobs) if logprobs else None
+        if logprobs and lps is None:
+            raise MalformedResponse("log-probs were asked for but the answer has none")
+        choices.append(Choice(text=text, finish_reason=c.finish_reason, logprobs=lps))
+    usage = None
+    if getattr(resp, "usage", None) is not None:
+        usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
+    return Generation(choices=tuple(choices), usage=usage)
+
+
+def check_client_options(*, max_concurrency: int, timeout_s: float, max_retries: int,
+                         backoff_base_s: float = 0.5) -> None:
+    """One-line errors for option values that would hang (concurrency 0) or crash the client."""
+    from evalbench.errors import InputError
+
+    if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise InputError(f"concurrency must be an integer >= 1, got {max_concurrency!r}", field="concurrency")
+    if not timeout_s > 0:
+        raise InputError(f"timeout must be > 0 seconds, got {timeout_s!r}", field="timeout_s")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise InputError(f"retries must be an integer >= 0, got {max_retries!r}", field="max_retries")
+    if not backoff_base_s >= 0:
+        raise InputError(f"backoff must be >= 0 seconds, got {backoff_base_s!r}", field="backoff_base_s")
 
 
 def _message(exc: Exception) -> str:

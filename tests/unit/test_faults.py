@@ -1,0 +1,138 @@
+"""Fault injection: a fault proxy in front of the stub server, for generators and judges.
+
+Every fault kind on the chat and the completions endpoint is survived; answers that arrive but
+cannot be used are retried and, past the budget, become failed items without losing the batch;
+805 judgments and 805 generations at 30 % faults lose nothing, pay nothing twice and equal the
+fault-free result.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from evalbench.config import SamplingSpec
+from evalbench.generate.backend import CachedBackend
+from evalbench.generate.client import OpenAICompatibleBackend
+from evalbench.io import stable_hash
+from evalbench.serve.stub import StubServer, StubState
+from evalbench.types import GenRequest
+from tests.faultproxy import FAULT_KINDS, FaultPlan, FaultProxy
+
+N_ALPACA = 805
+CLIENT_TIMEOUT_S = 3.0  # a loaded 2-core box must not time out honest requests (they would be paid twice)
+
+
+def _backend(url: str, model: str, **kw) -> OpenAICompatibleBackend:
+    opts = {"api_key": "x", "max_concurrency": 16, "timeout_s": CLIENT_TIMEOUT_S, "max_retries": 12,
+            "backoff_base_s": 0.01}
+    return OpenAICompatibleBackend(url, model, **{**opts, **kw})
+
+
+def _verdict_logprobs(body):
+    # A deterministic verdict per prompt, so a retried request must give the same preference.
+    h = stable_hash(body.get("messages") or body.get("prompt")) % 1000 / 1000
+    return [("m", -0.1 - 3 * h), ("M", -0.1 - 3 * (1 - h)), ("x", -9.0)]
+
+
+def _chat(i: int, **sampling) -> GenRequest:
+    return GenRequest(messages=({"role": "user", "content": f"q{i}"},), sampling=SamplingSpec(**sampling))
+
+
+def _completion(i: int, **sampling) -> GenRequest:
+    return GenRequest(prompt=f"p{i}", sampling=SamplingSpec(**sampling))
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_every_fault_kind_is_retried_to_the_right_answer(kind, endpoint):
+    state = StubState(top_logprobs=_verdict_logprobs)
+    make = _chat if endpoint == "chat" else _completion
+    with StubServer(models=("m",), state=state) as stub, \
+            FaultProxy(stub.base_url, FaultPlan(script=[kind], stall_s=1.5)) as proxy:
+        be = _backend(proxy.base_url, "m", timeout_s=0.5, max_concurrency=1)
+        gen = CachedBackend(be, None).generate([make(0, logprobs=True, top_logprobs=3)])[0]
+    assert gen.ok, gen.error
+    assert gen.text == ("echo: q0" if endpoint == "chat" else "echo: p0")
+    assert gen.choices[0].logprobs, "log-probs were asked for"
+    assert proxy.stats.faults[kind] == 1 or (kind == "no_logprobs" and proxy.stats.faults["no_logprobs"] == 1)
+    assert proxy.stats.upstream_posts == 1 and stub.request_count == 1  # paid once
+    assert be.calls == 2
+
+
+@pytest.mark.parametrize("kind", ["bad_json", "empty_choices", "no_logprobs"])
+def test_unusable_answers_past_the_budget_are_failed_items_and_the_batch_is_kept(kind):
+    # Concurrency 1: request 0 succeeds, request 1 meets the fault on both of its attempts, request 2 succeeds.
+    plan = FaultPlan(script=[None, kind, kind])
+    with StubServer(models=("m",), state=StubState(top_logprobs=_verdict_logprobs)) as stub, \
+            FaultProxy(stub.base_url, plan) as proxy:
+        be = _backend(proxy.base_url, "m", max_concurrency=1, max_retries=1)
+        gens = CachedBackend(be, None).generate([_chat(i, logprobs=True) for i in range(3)])
+    assert [g.ok for g in gens] == [True, False, True]
+    assert gens[1].error.startswith("malformed response after 2 attempts")
+    assert gens[2].text == "echo: q2"
+
+
+def test_missing_logprobs_are_not_a_fault_when_none_were_asked_for():
+    with StubServer(models=("m",)) as stub:
+        gen = CachedBackend(_backend(stub.base_url, "m"), None).generate([_chat(0)])[0]
+    assert gen.ok and gen.choices[0].logprobs is None
+
+
+def _judge_pairs(url: str, pairs, cache=None, **kw):
+    from evalbench.suites.alpaca.judge import JudgePrompt, judge_pairs
+
+    prompt = JudgePrompt("test", "<|im_start|>user\nI: {instruction}\nm: {output_1}\nM: {output_2}\n<|im_end|>",
+                         "test")
+    backend = _backend(url, "judge", max_concurrency=32, **kw)
+    return judge_pairs(CachedBackend(backend, cache), pairs, prompt), backend
+
+
+def test_805_judgments_at_30_percent_faults_equal_the_fault_free_result():
+    from evalbench.suites.alpaca.judge import Pair
+
+    pairs = [Pair(f"instruction {i}", f"reference {i}", f"candidate {i}") for i in range(N_ALPACA)]
+    state = StubState(top_logprobs=_verdict_logprobs)
+    with StubServer(models=("judge",), state=state) as stub:
+        clean, _ = _judge_pairs(stub.base_url, pairs)
+        assert stub.request_count == N_ALPACA
+        with FaultProxy(stub.base_url, FaultPlan(rate=0.3, seed=1, stall_s=CLIENT_TIMEOUT_S + 1)) as proxy:
+            faulty, backend = _judge_pairs(proxy.base_url, pairs)
+    assert all(j.ok for j in clean)
+    assert len(faulty) == N_ALPACA and [j.error for j in faulty] == [None] * N_ALPACA  # none lost
+    assert [j.preference for j in faulty] == [j.preference for j in clean]
+    assert [j.is_switched_outputs for j in faulty] == [j.is_switched_outputs for j in clean]
+    # Every fault kind was met, and each judgment was paid for exactly once upstream.
+    assert set(proxy.stats.faults) == set(FAULT_KINDS)
+    assert sum(proxy.stats.faults.values()) > 0.2 * N_ALPACA
+    assert proxy.stats.upstream_posts == N_ALPACA and stub.request_count == 2 * N_ALPACA
+
+
+def test_805_generations_at_30_percent_faults_into_a_run_lose_and_duplicate_nothing(tmp_path):
+    from evalbench.cache import Cache
+    from evalbench.generate.stage import Item, to_record
+    from evalbench.store import ResultsStore
+
+    def generate_into_run(backend, items, run):
+        gens = backend.generate([it.request for it in items])
+        run.append_generations(to_record("s", "pol", 0, it, g, backend.key(it.request)) for it, g in zip(items, gens))
+        return gens
+
+    items = [Item(str(i), _chat(i, max_tokens=16, seed=i)) if i % 2 else Item(str(i), _completion(i, max_tokens=16))
+             for i in range(N_ALPACA)]
+    with StubServer(models=("pol",)) as stub:
+        clean = CachedBackend(_backend(stub.base_url, "pol"), None).generate([it.request for it in items])
+        with FaultProxy(stub.base_url, FaultPlan(rate=0.3, seed=2, stall_s=CLIENT_TIMEOUT_S + 1)) as proxy:
+            run = ResultsStore(tmp_path / "results").start({"t": 1}, "h" * 64, run_id="faults")
+            backend = CachedBackend(_backend(proxy.base_url, "pol"), Cache(tmp_path / "cache.sqlite"))
+            gens = generate_into_run(backend, items, run)
+            upstream = stub.request_count
+            # A rerun of the same batch is served from the cache: nothing paid twice.
+            generate_into_run(backend, items, run)
+            assert stub.request_count == upstream
+    assert [g.text for g in gens] == [g.text for g in clean]
+    assert proxy.stats.upstream_posts == N_ALPACA and upstream == 2 * N_ALPACA
+    records = run.generations()
+    assert sorted(int(r.sample_id) for r in records) == list(range(N_ALPACA))
+    assert all(r.error is None for r in records)
+    lines = (run.path / "generations.jsonl").read_text().splitlines()
+    assert len(lines) == N_ALPACA  # the rerun appended nothing new
