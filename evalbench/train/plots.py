@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evalbench.io import FILE_MODE
+
 # panel title -> metric keys drawn in it
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("loss", ("loss",)),
@@ -78,6 +80,7 @@ def training_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would stick to the plot
         os.replace(tmp, path)
     finally:
         plt.close(fig)
