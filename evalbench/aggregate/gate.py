@@ -1,15 +1,20 @@
 """CI regression gate: does the candidate run drop significantly below the baseline on any metric?
 
-A metric **fails** only when both hold:
+A metric **fails** when the data show that its drop exceeds the rule's allowance: with
+`drop = baseline - candidate` for a higher-is-better metric (`candidate - baseline` when lower is
+better; means over models of each model's mean over generation seeds), the one-sided test of
 
-* its drop exceeds the rule's allowance: `drop = baseline - candidate` for a higher-is-better metric
-  (`candidate - baseline` when lower is better), on the across-seed means, and `drop > max_drop`;
-* the drop is real: the deciding test's p-value (see `evalbench.aggregate.compare.compare_groups`:
-  paired bootstrap on per-sample scores, clustered by prompt over seeds, else Welch's t-test over
-  seeds), corrected over all gated metrics (Holm by default), is below the rule's `alpha`.
+    H0: drop <= max_drop   against   H1: drop > max_drop
 
-A noisy small drop therefore passes, and so does a large drop that the data cannot tell from noise
-(it is reported as such); an improvement always passes. A metric that cannot be tested (no
+(a non-inferiority test with margin `max_drop`) is significant at the rule's `alpha` after
+correction over all gated metrics (Holm by default). The test is the one `compare` uses
+(`evalbench.aggregate.compare.compare_groups`: the hierarchical test over training seeds and prompts,
+an exact sign flip for few prompts, a resampled test for derived metrics, Welch on model means for
+summary-only metrics), run with `alternative` set by the direction and `margin = max_drop`.
+
+A noisy drop therefore passes, and so does a drop that the data cannot tell from the allowance
+(reported as such); an improvement always passes. On null data it fails at most `alpha` of the
+time (docs/statistics.md, "Calibration"). A metric that cannot be tested (no
 per-sample scores and a single seed) is reported as `untested` and passes unless the rule sets
 `fail_untested: true`.
 
@@ -145,6 +150,25 @@ class GateResult:
     n_baseline: int = 0
     n_candidate: int = 0
     reason: str = ""
+    level: str | None = None
+    n_models_baseline: int | None = None
+    n_models_candidate: int | None = None
+    n_gen_seeds_baseline: int | None = None
+    n_gen_seeds_candidate: int | None = None
+    n_prompts: int | None = None
+    df: float | None = None
+    mde: float | None = None
+
+    @property
+    def levels(self) -> str:
+        """n at each level: 'models 5/5, gen. seeds 1/1, prompts 805' (baseline/candidate)."""
+        parts = []
+        if self.n_models_baseline is not None:
+            parts.append(f"models {self.n_models_baseline}/{self.n_models_candidate}")
+            parts.append(f"gen. seeds {self.n_gen_seeds_baseline}/{self.n_gen_seeds_candidate}")
+        if self.n_prompts is not None:
+            parts.append(f"prompts {self.n_prompts}")
+        return ", ".join(parts)
 
     @property
     def name(self) -> str:
@@ -221,6 +245,12 @@ def _mean(values: dict[str, float]) -> float | None:
     return sum(values.values()) / len(values) if values else None
 
 
+def _alternative(direction: str, max_drop: float) -> tuple[str, float]:
+    """The non-inferiority test on delta = candidate - baseline: H1 says the drop exceeds max_drop."""
+    # higher is better: drop = -delta > max_drop  <=>  delta < -max_drop
+    return ("less", -max_drop) if direction == "higher" else ("greater", max_drop)
+
+
 def check(candidate: ResultSet | RunData | Sequence[RunData], baseline: ResultSet | RunData | Sequence[RunData],
           rules: GateRules, *, candidate_group: str | None = None,
           baseline_group: str | None = None) -> GateReport:
@@ -265,7 +295,8 @@ def check(candidate: ResultSet | RunData | Sequence[RunData], baseline: ResultSe
                 alpha = rule.alpha if rule.alpha is not None else d.alpha
                 test = rule.test or d.test
                 fail_untested = rule.fail_untested if rule.fail_untested is not None else d.fail_untested
-                bv, cv = bgd.seed_values(metric), cgd.seed_values(metric)
+                bv, _ = bgd.top_level_values(metric)
+                cv, _ = cgd.top_level_values(metric)
                 bm, cm = _mean(bv), _mean(cv)
                 common = {"suite": suite, "metric": metric, "candidate_group": cg, "baseline_group": bg,
                               "direction": direction, "max_drop": max_drop, "alpha": alpha, "baseline_mean": bm,
@@ -279,13 +310,20 @@ def check(candidate: ResultSet | RunData | Sequence[RunData], baseline: ResultSe
                                     None))
                     continue
                 drop = (bm - cm) if direction == "higher" else (cm - bm)
+                alternative, margin = _alternative(direction, max_drop)
                 outcome = compare_groups(cgd, bgd, metric, test=test, conf=rules.conf, iters=rules.iters,
-                                         seed=rules.seed, all_tests=False)
+                                         seed=rules.seed, all_tests=False, alternative=alternative,
+                                         margin=margin, alpha=alpha)
                 untested = "fail" if fail_untested else "untested"
                 result = GateResult(**common, status=untested, drop=drop, test=outcome.test,
                                     p_value=outcome.p_value, delta_ci_low=outcome.delta_ci_low,
                                     delta_ci_high=outcome.delta_ci_high,
-                                    reason=outcome.note or ("" if outcome.tested else "not testable"))
+                                    reason=outcome.note or ("" if outcome.tested else "not testable"),
+                                    level=outcome.level, n_models_baseline=outcome.n_models_baseline,
+                                    n_models_candidate=outcome.n_models,
+                                    n_gen_seeds_baseline=outcome.n_gen_seeds_baseline,
+                                    n_gen_seeds_candidate=outcome.n_gen_seeds, n_prompts=outcome.n_prompts,
+                                    df=outcome.df, mde=outcome.mde)
                 pending.append((result, outcome.p_value))
     for i, rule in enumerate(rules.rules):
         if rule.required and not matched[i]:
@@ -298,13 +336,16 @@ def check(candidate: ResultSet | RunData | Sequence[RunData], baseline: ResultSe
     for j, padj in zip(tested, adjusted):
         r = results[j]
         regressed = r.drop is not None and r.drop > r.max_drop and not math.isclose(r.drop, r.max_drop)
+        # p is the one-sided test of drop > max_drop, so significance already means "beyond the
+        # allowance"; `regressed` only guards the degenerate zero-variance case.
         significant = padj < r.alpha
         if regressed and significant:
-            status, why = "fail", (f"dropped {r.drop:.4g} (allowed {r.max_drop:g}); {rules.correction}-corrected "
-                                   f"p = {padj:.3g} < {r.alpha:g}")
+            status, why = "fail", (f"dropped {r.drop:.4g}, significantly more than the allowed {r.max_drop:g} "
+                                   f"(one-sided {rules.correction}-corrected p = {padj:.3g} < {r.alpha:g})")
         elif regressed:
-            status, why = "pass", (f"dropped {r.drop:.4g} (allowed {r.max_drop:g}) but not significant "
-                                   f"({rules.correction}-corrected p = {padj:.3g} >= {r.alpha:g})")
+            status, why = "pass", (f"dropped {r.drop:.4g} (allowed {r.max_drop:g}) but not significantly more "
+                                   f"than allowed (one-sided {rules.correction}-corrected p = {padj:.3g} >= "
+                                   f"{r.alpha:g}; not significant)")
         elif r.drop is not None and r.drop > 0:
             status, why = "pass", f"dropped {r.drop:.4g}, within the allowed {r.max_drop:g}"
         else:
@@ -335,19 +376,24 @@ def report_markdown(report: GateReport) -> str:
              f"Baseline `{report.baseline}`, candidate `{report.candidate}`; {len(report.results)} metric(s) gated, "
              f"p-values {report.correction}-corrected over all of them"
              + (f"; {n_untested} could not be tested" if n_untested else "") + ".", "",
-             "| suite | metric | checkpoint | baseline | candidate | drop | allowed | test | p | p adj. | α | result |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| suite | metric | checkpoint | baseline | candidate | drop | allowed | test | n (base/cand.) "
+             "| CI of Δ | MDE | p | p adj. | α | result |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.results:
         ck = r.candidate_group if r.candidate_group == r.baseline_group else f"{r.candidate_group} vs {r.baseline_group}"
+        test = (r.test or "—") + (f" ({r.level})" if r.level else "")
+        ci = "—" if r.delta_ci_low is None else f"[{_num(r.delta_ci_low)}, {_num(r.delta_ci_high)}]"
         lines.append(f"| {r.suite} | {r.metric} | {ck} | {_num(r.baseline_mean)} (n={r.n_baseline}) | "
                      f"{_num(r.candidate_mean)} (n={r.n_candidate}) | {_num(r.drop)} | {r.max_drop:g} | "
-                     f"{r.test or '—'} | {_num(r.p_value, '.3g')} | {_num(r.p_adjusted, '.3g')} | {r.alpha:g} | "
-                     f"{_ICON[r.status]} |")
+                     f"{test} | {r.levels or '—'} | {ci} | {_num(r.mde, '.3g')} | {_num(r.p_value, '.3g')} | "
+                     f"{_num(r.p_adjusted, '.3g')} | {r.alpha:g} | {_ICON[r.status]} |")
     details = [r for r in report.results if r.status != "pass" or "not significant" in r.reason]
     if details:
         lines += [""] + [f"- **{r.name}** ({r.candidate_group}): {r.reason}" for r in details]
-    lines += ["", ("A metric fails when its drop exceeds the allowance *and* the corrected p-value is below α "
-              "(drop = baseline − candidate for higher-is-better metrics).")]
+    lines += ["", ("A metric fails when the one-sided (non-inferiority) test of drop > allowed is significant: "
+              "its corrected p-value is below α (drop = baseline − candidate for higher-is-better metrics; Δ = "
+              "candidate − baseline; MDE = the difference detectable with 80 % power). "
+              "n = models (or generation seeds of a single model) per side; see docs/statistics.md.")]
     return "\n".join(lines) + "\n"
 
 
@@ -366,8 +412,10 @@ def report_junit(report: GateReport) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"evalbench.gate.{r.suite}.{r.candidate_group}",
                              name=r.metric, time="0")
         detail = (f"baseline {_num(r.baseline_mean)} (n={r.n_baseline}), candidate {_num(r.candidate_mean)} "
-                  f"(n={r.n_candidate}), drop {_num(r.drop)}, allowed {r.max_drop:g}, test {r.test}, "
-                  f"p {_num(r.p_value, '.3g')}, adjusted p {_num(r.p_adjusted, '.3g')}, alpha {r.alpha:g}")
+                  f"(n={r.n_candidate}), drop {_num(r.drop)}, allowed {r.max_drop:g}, test {r.test} ({r.level}; "
+                  f"{r.levels}), CI of delta [{_num(r.delta_ci_low)}, {_num(r.delta_ci_high)}], "
+                  f"MDE {_num(r.mde, '.3g')}, one-sided p {_num(r.p_value, '.3g')}, adjusted p "
+                  f"{_num(r.p_adjusted, '.3g')}, alpha {r.alpha:g}")
         if r.status == "fail":
             el = ET.SubElement(case, "failure", message=f"{r.name}: {r.reason}", type="regression")
             el.text = detail

@@ -63,8 +63,12 @@ def test_within_allowance_is_significant_but_passes(tmp_path):
     report = check(load_runs([c], with_samples=True), load_runs([b], with_samples=True),
                    load_rules(_rules(tmp_path, RULES)))
     (r,) = report.results
-    assert r.drop == pytest.approx(0.5, abs=0.3) and r.p_adjusted < 0.05 and r.status == "pass"
+    # The drop is real (its 95 % CI excludes 0) but within the allowance: the non-inferiority test of
+    # drop > 1 is far from significant (it used to report the two-sided p of drop != 0 here).
+    assert r.drop == pytest.approx(0.5, abs=0.3) and r.delta_ci_high < 0 and r.status == "pass"
+    assert r.p_adjusted > 0.5
     assert "within the allowed" in r.reason
+    assert r.test == "hierarchical" and r.level == "prompt" and r.n_prompts == N and r.mde > 0
 
 
 def test_large_but_noisy_drop_passes(tmp_path):
