@@ -136,3 +136,18 @@ def test_805_generations_at_30_percent_faults_into_a_run_lose_and_duplicate_noth
     assert all(r.error is None for r in records)
     lines = (run.path / "generations.jsonl").read_text().splitlines()
     assert len(lines) == N_ALPACA  # the rerun appended nothing new
+
+
+def test_a_rerun_retries_exactly_the_failed_items(tmp_path):
+    from evalbench.cache import Cache
+
+    plan = FaultPlan(script=[None, "empty_choices", "empty_choices", None, None])
+    with StubServer(models=("m",)) as stub, FaultProxy(stub.base_url, plan) as proxy:
+        cache = Cache(tmp_path / "cache.sqlite")
+        be = _backend(proxy.base_url, "m", max_concurrency=1, max_retries=1)
+        first = CachedBackend(be, cache).generate([_chat(i) for i in range(4)])
+        assert [g.ok for g in first] == [True, False, True, True] and stub.request_count == 3
+        again = CachedBackend(be, cache)
+        second = again.generate([_chat(i) for i in range(4)])
+    assert all(g.ok for g in second) and second[1].text == "echo: q1"
+    assert stub.request_count == 4 and again.misses == 1  # only the failed one was asked again
