@@ -15,11 +15,101 @@ from evalbench.errors import InputError
 
 
 def open_text(path: str | Path, mode: str = "rt"):
-    """Open a text file, transparently gunzipping `*.gz`."""
+    """Open a text file, transparently gunzipping `*.gz`.
+
+    Read modes return a file whose decoding and decompression errors (not UTF-8, not gzip, a cut
+    gzip stream) are one-line `InputError`s naming the file and, where it can be found, the line.
+    """
     path = Path(path)
     if path.suffix == ".gz":
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        fh = gzip.open(path, mode, encoding="utf-8")
+    else:
+        fh = open(path, mode, encoding="utf-8")
+    if "r" in mode and "+" not in mode:
+        return _CheckedText(fh, path)
+    return fh
+
+
+# What a broken text file raises while it is read: bad UTF-8, a file that is not gzip, a gzip
+# stream cut short (EOFError) or damaged inside (zlib.error).
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
+    return (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error)
+
+
+class _CheckedText:
+    """A read-only text file that turns decoding/decompression errors into located InputErrors."""
+
+    def __init__(self, fh, path: Path):
+        self._fh = fh
+        self._path = path
+        self._line = 0
+
+    def __enter__(self) -> _CheckedText:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def readline(self, *args) -> str:
+        try:
+            line = self._fh.readline(*args)
+        except _decode_errors() as exc:
+            raise self._error(exc, self._line + 1) from None
+        self._line += 1
+        return line
+
+    def read(self, *args) -> str:
+        try:
+            return self._fh.read(*args)
+        except _decode_errors() as exc:
+            raise self._error(exc, None) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+    def _error(self, exc: BaseException, line: int | None) -> InputError:
+        return decode_error(self._path, exc, line)
+
+
+def decode_error(path: Path, exc: BaseException, line: int | None = None) -> InputError:
+    """The one-line InputError for a decoding or decompression failure while reading `path`."""
+    if isinstance(exc, UnicodeDecodeError):
+        # The text layer decodes ahead in blocks, so the line being read is not where the bad byte
+        # is: find it in the raw bytes (this runs only on the error path).
+        where = _first_non_utf8_line(path)
+        return InputError(f"not UTF-8 text ({exc.reason} at byte 0x{exc.object[exc.start]:02x}); "
+                          f"re-save the file as UTF-8", path=path, line=where)
+    if isinstance(exc, gzip.BadGzipFile):
+        return InputError(f"not a gzip file ({exc}); name it without .gz if it is plain text", path=path)
+    if isinstance(exc, EOFError):
+        return InputError("the gzip stream ends early (truncated file)", path=path)
+    return InputError(f"corrupt gzip data ({exc})", path=path)
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+    except (OSError, EOFError):
+        return None
+    return None
 
 
 def read_json(path: str | Path) -> Any:
@@ -62,16 +152,20 @@ def read_jsonl_tolerant(path: str | Path) -> list[dict]:
     if not path.exists():
         return []
     rows: list[dict] = []
-    with open_text(path) as fh:
-        lines = fh.read().split("\n")
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            lines = fh.read().split(b"\n")
+    except _decode_errors() as exc:
+        raise decode_error(path, exc) from None
+    # Lines are decoded one by one: a kill can cut the last line inside a multi-byte character.
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            rows.append(json.loads(line.decode("utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if any(rest.strip() for rest in lines[lineno:]):
-                raise InputError("invalid JSON in the middle of an append-only log", path=path,
+                raise InputError("invalid JSON or UTF-8 in the middle of an append-only log", path=path,
                                  line=lineno) from None
     return rows
 
