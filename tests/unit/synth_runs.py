@@ -60,3 +60,22 @@ def make_run(root: Path, run_id: str, units: Sequence[Unit], *, metric: str = "w
 def scores(n: int, mean: float, sd: float, seed: int) -> list[float]:
     """Reproducible normal scores."""
     return list(np.random.default_rng(seed).normal(mean, sd, size=n))
+
+
+def trained_group(group: str, rng: np.random.Generator, prompt_logits: np.ndarray, *, n_models: int = 5,
+                  seed_sd: float = 0.1, shift: float = 0.0, gen_seeds: Sequence[int] = (0,),
+                  suite: str = "alpaca") -> list[Unit]:
+    """A checkpoint group of `n_models` training seeds scored like AlpacaEval win rates (0 or 100).
+
+    Model m wins prompt p with probability sigmoid(prompt_logits[p] + s_m + shift), s_m ~ N(0, seed_sd):
+    each training seed is a slightly different model (a logit sd of 0.1 is about 2 win-rate points).
+    Every generation seed redraws the wins (sampling noise).
+    """
+    units = []
+    for m in range(n_models):
+        logit = prompt_logits + rng.normal(0.0, seed_sd) + shift
+        p = 1.0 / (1.0 + np.exp(-logit))
+        for g in gen_seeds:
+            wins = 100.0 * (rng.random(p.size) < p)
+            units.append(Unit(f"{group}-s{m}", list(wins), seed=g, group=group, train_seed=m, suite=suite))
+    return units

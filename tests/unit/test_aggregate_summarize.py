@@ -137,3 +137,30 @@ def test_metric_selectors(tmp_path):
     assert rs.metric_columns(["alpaca:category/*"]) == [("alpaca", "category/writing")]
     with pytest.raises(InputError, match="did you mean 'win_rate'"):
         rs.metric_columns(["win_rat"])
+
+
+def test_score_array_models_gen_seeds_prompts_and_judge_repeats(tmp_path):
+    from evalbench.aggregate.summarize import RunData
+    from evalbench.store import SampleRecord
+    from tests.unit.synth_runs import Unit
+
+    units = [Unit("dpo-s0", [1.0, 2.0, 3.0], seed=0, group="dpo", train_seed=0),
+             Unit("dpo-s0", [3.0, 4.0, None], seed=1, group="dpo", train_seed=0),
+             Unit("dpo-s1", [5.0, 6.0, 7.0], seed=0, group="dpo", train_seed=1)]
+    run = load_runs([make_run(tmp_path, "r", units)])[0]
+    # a second judging of dpo-s1 / seed 0 / sample "0" (the store keeps one record per key, so add it
+    # to the loaded records the way a suite with judge repeats would provide them)
+    extra = SampleRecord(suite="alpaca", checkpoint="dpo-s1", seed=0, sample_id="0", scores={"win_rate": 9.0},
+                         data={"judge_repeat": 1})
+    run = RunData(run.path, run.header, run.summary, _samples=[*run.samples(), extra])
+    g = ResultSet([run]).group("alpaca", "dpo")
+    arr = g.score_array("win_rate")
+    assert arr.models == ["dpo-s0", "dpo-s1"] and arr.prompt_ids == ["0", "1", "2"]
+    assert arr.values.shape == (2, 2, 3) and arr.n_gen_seeds == 2
+    assert arr.values[0, 1, 2] != arr.values[0, 1, 2]  # the failed judgment is NaN
+    assert arr.values[1, 0, 0] == pytest.approx(7.0)  # judge repeats 5 and 9 averaged
+    assert math.isnan(arr.values[1, 1, 0])  # dpo-s1 has one generation seed: padded
+    assert g.models() == ["dpo-s0", "dpo-s1"] and g.model_values("win_rate")["dpo-s0"] == [2.0, 3.5]
+    values, level = g.top_level_values("win_rate")
+    assert level == "model" and values == {"dpo-s0": pytest.approx(2.75), "dpo-s1": pytest.approx(6.0)}
+    assert g.score_array("nope") is None
