@@ -180,3 +180,28 @@ def test_family_is_every_default_cell_even_when_metrics_are_narrowed(tmp_path):
     assert "Family: holm over 4 tests" in md and "hierarchical (model+prompt)" in md
     lc = full.outcomes[("dpo", "alpaca", "lc")]
     assert lc.test == "welch" and lc.level == "model" and "seed level only" in lc.note
+
+
+def test_derived_metric_with_a_resampler_is_recomputed_per_resample(tmp_path, monkeypatch):
+    from evalbench.aggregate.derived import DERIVED
+
+    def weighted_mean_of_wins(records, prompt_ids, weights):
+        # A stand-in derived metric: the weighted mean of the per-sample win_rate under the weights.
+        by_id = {r.sample_id: r.scores.get("win_rate") for r in records}
+        vals = np.array([by_id.get(i) if by_id.get(i) is not None else np.nan for i in prompt_ids], float)
+        ok = np.isfinite(vals)
+        return (weights[:, ok] @ vals[ok]) / weights[:, ok].sum(axis=1)
+
+    monkeypatch.setitem(DERIVED._items, "alpaca:derived_wr", weighted_mean_of_wins)
+    units = []
+    for s in range(3):
+        a, b = scores(80, 50, 20, s), scores(80, 50, 20, 40 + s)
+        units.append(Unit(f"base-s{s}", a, group="base", train_seed=s, metrics={"derived_wr": float(np.mean(a))}))
+        units.append(Unit(f"dpo-s{s}", b, group="dpo", train_seed=s, metrics={"derived_wr": float(np.mean(b))}))
+    comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+    o = comp.outcomes[("dpo", "alpaca", "derived_wr")]
+    plain = comp.outcomes[("dpo", "alpaca", "win_rate")]
+    assert o.test == "hierarchical-resampled" and o.level == "model+prompt" and o.n_prompts == 80
+    assert o.delta == pytest.approx(plain.delta)
+    # the resampled variance matches the analytic one of the same plain mean up to Monte Carlo error
+    assert (o.delta_ci_high - o.delta_ci_low) == pytest.approx(plain.delta_ci_high - plain.delta_ci_low, rel=0.25)
