@@ -55,3 +55,60 @@ def test_concurrent_writers_threads_and_processes(tmp_path):
     cache = Cache(path)
     assert len(cache) == 300
     assert cache.get("k1049") == {"i": 1049}
+
+
+def _filled(path, n=400):
+    cache = Cache(path)
+    for i in range(n):
+        cache.put(f"k{i}", {"text": "x" * 200, "i": i})
+    cache.close()  # the last connection checkpoints the WAL into the main file
+    return path
+
+
+def test_a_file_that_is_not_a_database_is_named_with_the_fix_at_open(tmp_path):
+    import pytest
+
+    from evalbench.cache import CacheCorrupt
+
+    path = tmp_path / "cache.sqlite"
+    path.write_text("hello, not sqlite")
+    with pytest.raises(CacheCorrupt, match=rf"{path}: the cache file is corrupt \(not an SQLite database\).*"
+                                           rf"evalbench cache clear --yes --cache {path}"):
+        Cache(path)
+
+
+def test_a_truncated_file_is_detected_at_open(tmp_path):
+    import pytest
+
+    from evalbench.cache import CacheCorrupt
+
+    path = _filled(tmp_path / "cache.sqlite")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CacheCorrupt, match="truncated"):
+        Cache(path)
+
+
+def test_verify_prune_clear_commands(tmp_path, capsys):
+    from evalbench.cli import main
+
+    path = _filled(tmp_path / "cache.sqlite", n=5)
+    assert main(["cache", "verify", "--cache", str(path)]) == 0
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE entries SET value = ? WHERE key = 'k1'", ('{"i": 99}',))
+    conn.commit()
+    conn.close()
+    assert main(["cache", "verify", "--cache", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert '"corrupt_entries": 1' in out and f"evalbench cache prune --cache {path}" in out
+    assert main(["cache", "prune", "--cache", str(path)]) == 0
+    assert '"corrupt_removed": 1' in capsys.readouterr().out
+    assert len(Cache(path)) == 4 and main(["cache", "verify", "--cache", str(path)]) == 0
+    assert main(["cache", "prune", "--cache", str(path), "--older-than", "0"]) == 0
+    assert len(Cache(path)) == 0
+    assert main(["cache", "clear", "--cache", str(path)]) == 2  # needs --yes
+    assert main(["cache", "clear", "--yes", "--cache", str(path)]) == 0 and not path.exists()
+    path.write_text("garbage")
+    assert main(["cache", "verify", "--cache", str(path)]) == 1
+    assert main(["cache", "stats", "--cache", str(path)]) == 2  # CacheCorrupt: one line, exit 2
+    assert "evalbench cache clear --yes" in capsys.readouterr().err
