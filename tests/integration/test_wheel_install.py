@@ -80,3 +80,31 @@ def test_installed_wheel_gates_compares_exports_and_reports(installed, tmp_path)
         assert proc.returncode == 0, (args, proc.stderr)
     assert (tmp_path / "lb.csv").read_text().count("\n") >= 2
     assert any((tmp_path / "report").iterdir())
+
+
+# Runs the CLI with every non-core distribution made unimportable: what a core install has.
+CORE_ONLY = r"""
+import sys
+BLOCKED = {"torch", "vllm", "transformers", "peft", "bitsandbytes", "sklearn", "pandas", "statsmodels",
+           "lm_eval", "alpaca_eval", "datasets", "sentence_transformers", "sacrebleu", "trl"}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not part of the core install")
+sys.meta_path.insert(0, Block())
+from evalbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_core_install_reads_compares_gates_exports_and_reports(installed, tmp_path):
+    # pyproject's core dependencies (no torch, vLLM, lm-eval, pandas, scikit-learn) are enough for a
+    # CI runner that only reads runs.
+    results = tmp_path / "results"
+    make_run(results, "base", [Unit("base", scores(60, 50, 20, seed=1))])
+    make_run(results, "cand", [Unit("base", scores(60, 50, 20, seed=2))])
+    for args in (["gate", "--baseline", "base", "--candidate", "cand", "--results", str(results)],
+                 ["compare", str(results)], ["export", str(results), "--out", str(tmp_path / "lb.csv")],
+                 ["report", str(results), "--out", str(tmp_path / "report")]):
+        proc = _run(installed, tmp_path, "-c", CORE_ONLY, *args)
+        assert proc.returncode in ((0, 1) if args[0] == "gate" else (0,)), (args, proc.stderr[-2000:])
