@@ -73,10 +73,7 @@ class FaultProxy:
     """A background-thread asyncio server; use as a context manager."""
 
     def __init__(self, upstream_base_url: str, plan: FaultPlan | None = None):
-        upstream = upstream_base_url.rstrip("/")
-        if upstream.endswith("/v1"):
-            upstream = upstream[: -len("/v1")]
-        self.upstream = upstream
+        self.upstream = upstream_base_url.rstrip("/").removesuffix("/v1")
         self.plan = plan or FaultPlan()
         self.stats = ProxyStats()
         self._rng = random.Random(self.plan.seed)

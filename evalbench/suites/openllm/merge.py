@@ -55,7 +55,9 @@ def ensure_merged(base_model: str, adapter_path: str, home: Path, *, log_path: P
     cmd = [sys.executable, "-m", "evalbench.suites.openllm.merge", base_model, str(adapter_path), str(out)]
     log.info("merging adapter %s into %s (once; cached under %s)", adapter_path, base_model, out)
     started = time.monotonic()
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    from evalbench.serve.procs import child_env
+
+    env = child_env(set_={"TOKENIZERS_PARALLELISM": "false"})
     with contextlib.ExitStack() as stack:
         logf = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
         proc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT if log_path else subprocess.PIPE,

@@ -475,7 +475,10 @@ def _batch_size(options: OpenLLMOptions, engine: Engine) -> int | str:
 
 
 def _worker_env(plan: Plan, options: OpenLLMOptions) -> dict[str, str]:
-    env = dict(os.environ)
+    from evalbench.serve.procs import ENGINE_KEEP, child_env
+
+    # No unrelated secrets; lm-eval's local-completions sends OPENAI_API_KEY to a given endpoint.
+    env = child_env(keep=(*ENGINE_KEEP, "OPENAI_API_KEY") if options.base_url else ENGINE_KEEP)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if plan.offline_only:
         env["HF_DATASETS_OFFLINE"] = "1"  # nothing to download: fail loudly instead of trying
