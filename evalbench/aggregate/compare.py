@@ -5,21 +5,29 @@ one column per benchmark metric, each cell `mean (std)` over seeds; here each no
 shows its difference to the baseline and is underlined (Markdown/HTML) or bold with an asterisk
 (terminal) when the corrected p-value of that difference is below alpha.
 
-Which test decides a cell (`test="auto"`):
+Which test decides a cell (`test="auto"`, the same as "hierarchical"; docs/statistics.md):
 
-1. the **paired bootstrap** of per-sample scores (`evalbench.aggregate.stats`), clustered by prompt
-   when a group has several seed units that repeat the same prompts, when the suite's
-   `SampleRecord.scores` carry the metric's key (docs/results-format.md, "Paired tests");
-2. otherwise **Welch's t-test** on per-seed values when both sides have at least two seeds (and
-   not both sides constant over seeds, where the t statistic is undefined);
-3. otherwise no test: the cell is shown without a mark and the note says why.
+1. the **hierarchical test** (`stats.hierarchical_test`) on the group's (models x generation seeds
+   x prompts) array of per-sample scores, when the suite's `SampleRecord.scores` carry the metric's
+   key: generation seeds averaged per model and prompt, training seeds (checkpoints) and prompts as
+   random effects; with one model per side and fewer than 30 prompts an exact sign flip, with a
+   note when the design cannot reach alpha;
+2. for a metric with a resampler in `evalbench.aggregate.derived` (LC win rate, AID), the same test
+   with the metric recomputed under shared prompt-resampling weights
+   (`stats.hierarchical_test_resampled`);
+3. otherwise **Welch's t-test** on model means (a single model's generation seeds are its
+   replicates) when both sides have at least two values, not both constant;
+4. otherwise no test: the cell is shown without a mark and the note says why.
 
-Asking for `welch` with one seed on a side says so and falls back to the per-sample test; asking
-for a per-sample test on a metric without per-sample scores falls back to Welch. Besides the
-deciding test, every other applicable test is reported (`p_bootstrap`, `p_permutation`, `p_sign`,
-`p_wilcoxon`, `p_welch`), with an effect size (`cohens_dz` on per-prompt differences, or Hedges'
-g across seeds). All deciding p-values of one comparison form one family, adjusted by Holm and by
-Benjamini-Hochberg; both are reported next to the raw p, and `correction` picks the one that marks.
+Asking for `welch` with too few values falls back to the hierarchical test and says so; asking for
+a named per-sample test (`bootstrap`, `permutation`, `sign`, `wilcoxon`) runs it on per-prompt means
+over models (it conditions on the trained models). Besides the deciding test every other applicable
+test is reported (`p_hierarchical`, `p_bootstrap`, ...), with an effect size (`cohens_dz` on
+per-prompt differences, or Hedges' g across models). The family for the multiple-comparison
+correction is every non-baseline group x every default metric (plus any metric asked for), also
+when `metrics` narrows what is shown; Holm and Benjamini-Hochberg are both reported and `correction`
+picks the one that marks. Each outcome carries the test's level, n at each level, the CI of the
+difference and the minimum detectable effect at 80 % power.
 
 Comparing runs of different suite versions or prompt sets is refused with the mismatch named.
 """
