@@ -74,6 +74,18 @@ def setup_logging(verbose: int, quiet: bool, as_json: bool) -> None:
     root.propagate = False
 
 
+def _report_end(args: argparse.Namespace, event: str, message: str, **fields) -> None:
+    """The last line of a failed command: plain text, or with --log-json one JSON line like every other."""
+    if getattr(args, "log_json", False):
+        import json
+        import time
+
+        print(json.dumps({"ts": round(time.time(), 3), "level": "error", "logger": "evalbench",
+                          "event": event, "msg": message, **fields}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -88,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_data_dir(args.data_dir)
         code = args.func(args)
     except EvalbenchError as exc:
-        print(f"evalbench: error: {exc}", file=sys.stderr)
+        _report_end(args, "error", f"evalbench: error: {exc}", exit_code=exc.exit_code,
+                    error_type=type(exc).__name__)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("evalbench: interrupted; finished work is cached, rerun the same command to resume",
-              file=sys.stderr)
+        _report_end(args, "interrupted", "evalbench: interrupted; finished work is cached, rerun the same "
+                    "command to resume", exit_code=130)
         return 130
     return int(code or 0)
 
