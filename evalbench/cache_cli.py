@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-
-def default_cache_path() -> Path:
-    home = Path(os.environ.get("EVALBENCH_HOME", Path.home() / ".cache" / "evalbench"))
-    return home / "cache.sqlite"
+from evalbench.paths import cache_path as default_cache_path
 
 
 def _days(text: str) -> float:
