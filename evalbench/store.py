@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalbench import __version__
 from evalbench.errors import EvalbenchError, InputError
+from evalbench.paths import results_dir
 from evalbench.io import append_jsonl, canonical_json, read_json, read_jsonl_tolerant, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -312,8 +313,8 @@ def check_schema(data: dict[str, Any], path: Path) -> None:
 class ResultsStore:
     """`results/runs/` (or any directory): create, reopen and list runs."""
 
-    def __init__(self, root: str | Path = "results"):
-        self.root = Path(root)
+    def __init__(self, root: str | Path | None = None):
+        self.root = results_dir(root)  # default ./results
         self.runs_dir = self.root / "runs"
 
     def start(self, spec: dict[str, Any], spec_hash: str, *, run_id: str | None = None,

@@ -45,7 +45,31 @@ def is_cli_module(name: str) -> bool:
     """Command modules: argv in, printed output and exit codes out (`evalbench demo` is one)."""
     last = name.rsplit(".", 1)[-1]
     return (name == "evalbench.cli" or name.startswith("evalbench.cli.") or last in ("cli", "__main__", "demo")
-            or last.endswith("_cli"))
+            or last.endswith("_cli") or last.startswith("cli_"))
+
+
+# Layers, lowest first (module-name prefixes). A module may import its own layer and those below;
+# CLI modules sit above all of them. Modules not listed are not checked (list new ones here).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("base", ("evalbench.errors", "evalbench.paths", "evalbench.io", "evalbench.registry", "evalbench.progress",
+              "evalbench.resources")),
+    ("records", ("evalbench.config", "evalbench.types", "evalbench.data", "evalbench.provenance", "evalbench.cache",
+                 "evalbench.store", "evalbench.sampling", "evalbench.failures")),
+    ("engines", ("evalbench.generate", "evalbench.serve", "evalbench.judge", "evalbench.score", "evalbench.models",
+                 "evalbench.backends")),
+    ("stages", ("evalbench.suites", "evalbench.train", "evalbench.runspec")),
+    ("driver", ("evalbench.api", "evalbench.preflight", "evalbench.aggregate", "evalbench.report",
+                "evalbench.analysis", "evalbench.argtypes")),
+)
+
+
+def layer_of(name: str) -> int | None:
+    if is_cli_module(name):
+        return len(LAYERS)
+    for level, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return level
+    return None
 
 
 def _imported_names(tree: ast.Module, module: str, is_package: bool) -> Iterator[tuple[str, bool]]:
@@ -162,3 +186,16 @@ def test_library_modules_never_import_cli_modules():
     offenders = sorted(f"{m} -> {t}" for m, edges in graph.items() if not is_cli_module(m) and m != FACADE
                        for t in edges if is_cli_module(t))
     assert offenders == []
+
+
+def test_no_import_climbs_a_layer():
+    graph = import_graph()
+    climbing = []
+    for module, edges in graph.items():
+        own = layer_of(module)
+        for target in edges:
+            other = layer_of(target)
+            if own is not None and other is not None and other > own:
+                climbing.append(f"{module} ({LAYERS[own][0]}) -> {target} "
+                                f"({LAYERS[other][0] if other < len(LAYERS) else 'cli'})")
+    assert sorted(climbing) == []
