@@ -151,3 +151,59 @@ def test_a_rerun_retries_exactly_the_failed_items(tmp_path):
         second = again.generate([_chat(i) for i in range(4)])
     assert all(g.ok for g in second) and second[1].text == "echo: q1"
     assert stub.request_count == 4 and again.misses == 1  # only the failed one was asked again
+
+
+def _alpaca_outputs(tmp_path, n):
+    import json
+
+    from evalbench.suites.alpaca.data import load_eval_set
+
+    rows = [{"instruction": r.instruction, "output": f"answer {i}: {r.instruction[:30]}", "generator": "mine"}
+            for i, r in enumerate(load_eval_set()[:n])]
+    path = tmp_path / "model_outputs.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_alpaca_judge_cli_through_faults_exits_3_on_failed_judgments_and_a_rerun_retries_them(
+        tmp_path, capsys, monkeypatch):
+    import json
+
+    from evalbench.cli import main
+    from evalbench.serve.stub import Fault
+
+    monkeypatch.setenv("EVALBENCH_HOME", str(tmp_path / "home"))
+    outputs = _alpaca_outputs(tmp_path, 40)
+    # The upstream judge rejects its 5th request for good (HTTP 400: not retried): one failed judgment.
+    state = StubState(responder=lambda b: "m", top_logprobs=_verdict_logprobs, faults=[Fault(at=5, status=400)])
+    kinds = tuple(k for k in FAULT_KINDS if k != "timeout")  # the CLI's backoff is the real one: keep it short
+    with StubServer(models=("judge",), state=state) as stub, \
+            FaultProxy(stub.base_url, FaultPlan(rate=0.3, kinds=kinds, seed=3)) as proxy:
+        argv = ["alpaca", "judge", "--outputs", str(outputs), "--judge-url", proxy.base_url, "--judge-model", "judge",
+                "--judge-key-env", "NO_SUCH_KEY", "--out", str(tmp_path / "out"), "--json", "--max-retries", "12",
+                "--concurrency", "8"]
+        assert main(argv) == 3
+        captured = capsys.readouterr()
+        assert "1 item(s) failed" in captured.err and "rerun the same command" in captured.err
+        metrics = json.loads(captured.out)
+        assert metrics["n_failed"] == 1 and metrics["n_total"] == 39
+        assert (tmp_path / "out" / "annotations.json").exists()  # the results are written all the same
+        assert stub.request_count == 40
+        assert main(argv + ["--max-failed", "5%"]) == 0
+        assert stub.request_count == 41  # exactly the failed judgment was retried, and it succeeded
+        assert json.loads(capsys.readouterr().out)["n_failed"] == 0
+        assert main(argv) == 0 and stub.request_count == 41  # all cached now
+    assert sum(proxy.stats.faults.values()) > 0
+
+
+@pytest.mark.parametrize("option, value", [("--concurrency", "0"), ("--concurrency", "-3"), ("--timeout", "0"),
+                                           ("--max-failed", "2")])
+def test_alpaca_judge_cli_rejects_bad_option_values_in_one_line(option, value, tmp_path, capsys):
+    from evalbench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["alpaca", "judge", "--outputs", str(tmp_path / "x.json"), "--judge-url", "http://127.0.0.1:1/v1",
+              "--judge-model", "j", option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {option}: expected" in err

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
+    from evalbench.argtypes import fraction, non_negative_int, positive_float, positive_int
+
     parser = subparsers.add_parser("alpaca", help="AlpacaEval 2 tools (judge a model_outputs.json)")
     sub = parser.add_subparsers(dest="alpaca_command", metavar="ACTION")
     sub.required = True
@@ -42,10 +44,18 @@ def add_command(subparsers) -> None:
     judge.add_argument("--out", type=Path, help="output directory (default: the outputs file's directory)")
     judge.add_argument("--judge-prompt", type=Path, help="ChatML prompt file with {instruction} {output_1} "
                        "{output_2} (default: alpaca_eval's weighted_alpaca_eval_gpt4_turbo prompt)")
-    judge.add_argument("--max-output-chars", type=int, help="cut each output shown to the judge (small contexts)")
+    judge.add_argument("--max-output-chars", type=positive_int,
+                       help="cut each output shown to the judge (small contexts)")
     judge.add_argument("--order-seed", type=int, default=0, help="seed of the presentation order (default 0)")
     judge.add_argument("--eval-set", type=Path, help="model_outputs.json-format references (default: AlpacaEval 2)")
-    judge.add_argument("--concurrency", type=int, default=8, help="parallel judge requests (default 8)")
+    judge.add_argument("--concurrency", type=positive_int, default=8, help="parallel judge requests (default 8)")
+    judge.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                       help="per-request timeout (default 120)")
+    judge.add_argument("--max-retries", type=non_negative_int, default=6, metavar="N",
+                       help="retries per request on 429 / 5xx / dropped connections / unusable answers (default 6)")
+    judge.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
+                       help="allowed fraction of failed judgments (e.g. 0.01 or 1%%); above it the command exits "
+                            "with code 3 after writing its files (default 0; docs/reliability.md)")
     judge.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
     judge.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     judge.add_argument("--json", action="store_true", dest="as_json", help="print the metrics as JSON")
@@ -55,7 +65,8 @@ def add_command(subparsers) -> None:
 def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, judge_key_env: str | None = None,
                constrained: bool = False, out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
                max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
-               concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True) -> dict[str, Any]:
+               concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True,
+               timeout_s: float = 120.0, max_retries: int = 6) -> dict[str, Any]:
     """Judge one model_outputs.json; returns the metrics row (also written to out_dir/metrics.json).
 
     Raises:
@@ -99,7 +110,8 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
         log.warning("%s: %d empty output(s); they are judged as answers (and counted in n_empty_outputs)",
                     outputs_path, empty)
     prompt = suite.prompt()
-    backend = OpenAICompatibleBackend(judge_url, judge_model, api_key_env=judge_key_env, max_concurrency=concurrency)
+    backend = OpenAICompatibleBackend(judge_url, judge_model, api_key_env=judge_key_env, max_concurrency=concurrency,
+                                      timeout_s=timeout_s, max_retries=max_retries)
     cache = Cache(cache_path or default_cache_path()) if use_cache else None
     judge = CachedBackend(backend, cache)
     generator = generators[0]
@@ -136,7 +148,8 @@ def run_judge(args: argparse.Namespace) -> int:
                      judge_key_env=args.judge_key_env, constrained=args.constrained, out_dir=args.out,
                      judge_prompt=args.judge_prompt, max_output_chars=args.max_output_chars,
                      order_seed=args.order_seed, eval_set=args.eval_set, concurrency=args.concurrency,
-                     cache_path=args.cache, use_cache=not args.no_cache)
+                     cache_path=args.cache, use_cache=not args.no_cache, timeout_s=args.timeout,
+                     max_retries=args.max_retries)
     if args.as_json:
         sys.stdout.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2) + "\n")
     else:
@@ -147,4 +160,9 @@ def run_judge(args: argparse.Namespace) -> int:
             print(f"{row['n_failed']} judgment(s) failed: see metrics.json / annotations.json 'error'")
     out_dir = args.out or args.outputs.parent
     print(f"wrote {out_dir / 'annotations.json'} and {out_dir / 'metrics.json'}", file=sys.stderr)
+    from evalbench.failures import enforce_failure_policy
+
+    # Failed judgments are left out of the win rate; exiting 0 would hide the shift (issue 15).
+    enforce_failure_policy([{"suite": "alpaca", "checkpoint": row.get("model"), "n_failed": row.get("n_failed") or 0,
+                             "n_samples": (row.get("n_total") or 0) + (row.get("n_failed") or 0)}], args.max_failed)
     return 0
