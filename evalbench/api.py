@@ -1,11 +1,14 @@
-"""`run(spec)`: the only module that wires the stages together.
+"""`run(spec)`: the only module that wires the stages together and the only writer of run records.
 
-    serve policy engine (base + adapters, one start)  ->  generate every suite x checkpoint x seed
+    open the policy backend (evalbench.backends: vLLM server / in-process / endpoint / replay / fake)
+    -> generate every suite x checkpoint x seed
     -> judge (same engine, a second vLLM server, or any endpoint)  ->  finalize (cross-checkpoint)
-    -> summarize per checkpoint x seed (pure)  ->  aggregate over seeds  ->  summary.json
+    -> summarize per checkpoint x seed (pure, on the final records)  ->  aggregate  ->  summary.json
 
-The run id defaults to a hash of the spec, so the same command resumes the same run directory;
-every model call goes through the cache, so a resumed run never pays twice for anything finished.
+Suites return records; `RecordSink` appends those that are not stored yet. The run id defaults to
+a hash of the spec, so the same command resumes the same run directory; every model call goes
+through the cache, so a resumed run never pays twice for anything finished. Every command that
+evaluates (`run`, `openllm`, `alpaca judge`, `mtbench judge`) builds a RunSpec and calls `run`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from evalbench.cache import Cache
-from evalbench.config import ServerSpec
+from evalbench.backends import BackendRequest, Engine, open_backend, policy_backend_name
 from evalbench.generate.backend import CachedBackend
 from evalbench.paths import cache_path as default_cache_path
 from evalbench.provenance import adapter_identity
-from evalbench.runspec import RunSpec, checkpoint_meta, expand_adapters
-from evalbench.store import ResultsStore, Run
+from evalbench.runspec import ModelSpec, RunSpec, checkpoint_meta, expand_adapters
+from evalbench.store import GenerationRecord, ResultsStore, Run, SampleRecord
 from evalbench.suites.base import SUITES, Checkpoint, Suite, SuiteContext
 
 log = logging.getLogger(__name__)
@@ -52,95 +55,165 @@ def default_run_id(spec: RunSpec) -> str:
 
 
 @contextlib.contextmanager
-def policy_engine(spec: RunSpec, run: Run, cache: Cache, *, serve: bool = True
-                  ) -> Iterator[tuple[list[Checkpoint], Any]]:
-    """Start one engine for the base model with every adapter; yield the checkpoints on it.
+def policy_engine(spec: RunSpec, run: Run, cache: Cache, *, serve: bool = True, suites: Sequence[Suite] = ()
+                  ) -> Iterator[tuple[list[Checkpoint], Engine | None]]:
+    """Open the policy's backend (`evalbench.backends`) and yield the checkpoints on it.
 
-    With `serve=False` (no suite generates through evalbench) no engine starts and the
+    With `serve=False` (no suite generates through evalbench) no vLLM engine starts and the
     checkpoints carry no backend.
     """
     m = spec.model
     adapters = expand_adapters(m)
-    if not serve and m.endpoint is None:
+    name = policy_backend_name(m)
+    if not serve and name in ("vllm-server", "vllm-inprocess"):
         from evalbench.serve.vllm_server import check_adapter, check_model
 
         check_model(m.base)
         for a in adapters:
             check_adapter(a, m.base)
-        name = m.served_name or Path(m.base).name or m.base
-        checkpoints = [Checkpoint(name, None, m.base, None, checkpoint_meta(name, None))] if m.include_base else []
+        base_name = m.served_name or Path(m.base).name or m.base
+        checkpoints = [Checkpoint(base_name, None, m.base, None, checkpoint_meta(base_name, None))] \
+            if m.include_base else []
         checkpoints += [Checkpoint(a.name, None, m.base, a.path, checkpoint_meta(a.name, a.path)) for a in adapters]
         yield checkpoints, None
         return
-    if m.endpoint is not None:
-        from evalbench.generate.client import OpenAICompatibleBackend
-
-        e = m.endpoint
-        checkpoints = []
-        for name in m.served_models or (e.model,):
-            backend = OpenAICompatibleBackend(e.base_url, name, api_key_env=e.api_key_env,
-                                              max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                                              max_retries=e.max_retries)
-            checkpoints.append(Checkpoint(name, CachedBackend(backend, cache), m.base, None,
-                                          checkpoint_meta(name, None)))
-        yield checkpoints, None
-        return
-    server_spec = ServerSpec(model=m.base, served_name=m.served_name, adapters=tuple(adapters), dtype=m.dtype,
-                             max_model_len=m.max_model_len, kv_cache_gib=m.kv_cache_gib)
-    if m.engine == "inprocess":
-        from evalbench.serve.inprocess import InProcessEngine
-
-        engine_cm: Any = InProcessEngine(server_spec)
-    else:
-        from evalbench.serve.vllm_server import VLLMServer
-
-        engine_cm = VLLMServer(server_spec, log_dir=run.path / "logs")
-    with engine_cm as engine:
-        checkpoints = []
-        if m.include_base:
-            checkpoints.append(Checkpoint(engine.served_name, CachedBackend(engine.backend(engine.served_name), cache),
-                                          m.base, None, checkpoint_meta(engine.served_name, None)))
-        for a in adapters:
-            checkpoints.append(Checkpoint(a.name, CachedBackend(engine.backend(a.name), cache), m.base, a.path,
-                                          checkpoint_meta(a.name, a.path)))
+    request = BackendRequest(m, tuple(adapters), run.path / "logs",
+                             replay_readers={s.name: s.read_replay for s in suites})
+    # Replayed outputs are free, and one sample's saved answer must never be served for another's.
+    policy_cache = None if name == "replay" else cache
+    paths = {a.name: a.path for a in adapters}
+    with open_backend(name, request) as engine:
+        checkpoints = [Checkpoint(n, CachedBackend(engine.backend(n), policy_cache), m.base, paths.get(n),
+                                  checkpoint_meta(n, paths.get(n))) for n in engine.names]
         yield checkpoints, engine
 
 
+# A judge of kind `vllm` is a managed server of its own; `endpoint` any URL; `same` the policy's base.
+JUDGE_BACKENDS = {"vllm": "vllm-server", "endpoint": "endpoint"}
+
+
 @contextlib.contextmanager
-def judge_backend(spec: RunSpec, run: Run, cache: Cache, policy: Any) -> Iterator[CachedBackend | None]:
+def judge_backend(spec: RunSpec, run: Run, cache: Cache, policy: Engine | None) -> Iterator[CachedBackend | None]:
     j = spec.judge
     if j.kind == "same":
-        if policy is None:
+        if policy is None or policy.served_name is None:
             from evalbench.errors import InputError
 
             raise InputError("judge 'same' needs a served policy model; give --judge vllm:MODEL or url=...",
                              field="--judge")
         yield CachedBackend(policy.backend(policy.served_name), cache)
-    elif j.kind == "vllm":
-        from evalbench.serve.vllm_server import VLLMServer
-
-        server_spec = ServerSpec(model=j.model or spec.model.base, served_name="judge", dtype=j.dtype,
-                                 max_model_len=j.max_model_len)
-        with VLLMServer(server_spec, log_dir=run.path / "logs") as server:
-            yield CachedBackend(server.backend("judge"), cache)
+        return
+    if j.kind == "vllm":
+        model = ModelSpec(base=j.model or spec.model.base, served_name="judge", dtype=j.dtype,
+                          max_model_len=j.max_model_len)
     else:
-        from evalbench.generate.client import OpenAICompatibleBackend
-
-        e = j.endpoint
-        assert e is not None
-        yield CachedBackend(OpenAICompatibleBackend(e.base_url, e.model, api_key_env=e.api_key_env,
-                                                    max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                                                    max_retries=e.max_retries), cache)
+        assert j.endpoint is not None
+        model = ModelSpec(base=j.endpoint.model, endpoint=j.endpoint)
+    with open_backend(JUDGE_BACKENDS[j.kind], BackendRequest(model, log_dir=run.path / "logs")) as engine:
+        yield CachedBackend(engine.backend(engine.names[0]), cache)
 
 
-def summarize_run(run: Run, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint], seeds: Sequence[int],
-                  judge_name: str | None) -> list[dict[str, Any]]:
+# -- the driver: the only code that sequences stages and writes records ---------------------------
+
+Unit = tuple[str, str, int]  # (suite, checkpoint, seed)
+
+
+class RecordSink:
+    """The driver's handle on the run's records; stages never get it.
+
+    The store appends only records that are new or changed for their key (`Run.append_*`), so a
+    resumed run writes only what the killed one had not finished, or what changed (a retried
+    failure); readers keep the last record of a key.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def add_generations(self, records: Sequence[GenerationRecord]) -> int:
+        return self.run.append_generations(records) if records else 0
+
+    def add_samples(self, records: Sequence[SampleRecord]) -> int:
+        return self.run.append_samples(records) if records else 0
+
+
+def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
+                   seeds: Sequence[int], ctx: SuiteContext) -> dict[Unit, list[GenerationRecord]]:
+    gens: dict[Unit, list[GenerationRecord]] = {}
+    for suite in suites:
+        for ck in checkpoints:
+            for seed in seeds:
+                gens[(suite.name, ck.name, seed)] = records = suite.generate(ctx, ck, seed)
+                sink.add_generations(records)
+    return gens
+
+
+def score_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
+                seeds: Sequence[int], ctx: SuiteContext, gens: dict[Unit, list[GenerationRecord]]
+                ) -> dict[Unit, list[SampleRecord]]:
+    samples: dict[Unit, list[SampleRecord]] = {}
+    for suite in suites:
+        for ck in checkpoints:
+            for seed in seeds:
+                unit = (suite.name, ck.name, seed)
+                samples[unit] = records = suite.score(ctx, ck, seed, gens.get(unit, []))
+                sink.add_samples(records)
+                if ctx.header:
+                    sink.run.update_header(**ctx.header)
+    return samples
+
+
+def finalize_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
+                   seeds: Sequence[int], ctx: SuiteContext, gens: dict[Unit, list[GenerationRecord]],
+                   samples: dict[Unit, list[SampleRecord]]) -> dict[Unit, list[SampleRecord]]:
+    """Cross-checkpoint work; its records replace those with the same key (the final samples)."""
+    final = {unit: list(records) for unit, records in samples.items()}
+    for suite in suites:
+        own_gens = [r for unit, rs in gens.items() if unit[0] == suite.name for r in rs]
+        own_samples = [r for unit, rs in final.items() if unit[0] == suite.name for r in rs]
+        updated = suite.finalize(ctx, checkpoints, seeds, own_gens, own_samples)
+        sink.add_samples(updated)
+        for rec in updated:
+            unit_records = final.setdefault((rec.suite, rec.checkpoint, rec.seed), [])
+            at = next((i for i, r in enumerate(unit_records) if r.sample_id == rec.sample_id), None)
+            if at is None:
+                unit_records.append(rec)
+            else:
+                unit_records[at] = rec
+    if ctx.header:
+        sink.run.update_header(**ctx.header)
+    return final
+
+
+def drive(run: Run, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint], seeds: Sequence[int],
+          ctx: SuiteContext) -> dict[Unit, list[SampleRecord]]:
+    """generate -> score -> finalize with a ready judge (`ctx.judge`); returns the final samples.
+
+    `run` does the same with engines opened and closed between the stages; this is the driver
+    for callers that hold their backends already (tests, notebooks).
+    """
+    sink = RecordSink(run)
+    ctx.artifacts_dir = ctx.artifacts_dir or run.artifacts
+    ctx.log_dir = ctx.log_dir or run.path / "logs"
+    gens = generate_stage(sink, suites, checkpoints, seeds, ctx)
+    samples = score_stage(sink, suites, checkpoints, seeds, ctx, gens)
+    return finalize_stage(sink, suites, checkpoints, seeds, ctx, gens, samples)
+
+
+def summarize_records(suites: Sequence[Suite], checkpoints: Sequence[Checkpoint], seeds: Sequence[int],
+                      samples: dict[Unit, list[SampleRecord]], judge_name: str | None) -> list[dict[str, Any]]:
+    """summary.json `results` rows: `suite.summarize` (pure) on each unit's final samples.
+
+    A unit without samples (MT-bench's pairwise baseline, which FastChat leaves out of the table)
+    has no row.
+    """
     rows = []
     for suite in suites:
         for ck in checkpoints:
             for seed in seeds:
-                samples = run.samples(suite=suite.name, checkpoint=ck.name, seed=seed)
-                metrics = suite.summarize(samples)
+                unit_samples = samples.get((suite.name, ck.name, seed), [])
+                if not unit_samples:
+                    continue
+                metrics = suite.summarize(unit_samples)
                 meta = ck.meta
                 rows.append({
                     "suite": suite.name, "suite_version": suite.version, "checkpoint": ck.name,
@@ -148,30 +221,33 @@ def summarize_run(run: Run, suites: Sequence[Suite], checkpoints: Sequence[Check
                     "base_model": ck.base_model, "adapter": ck.adapter_path,
                     "adapter_sha256": adapter_identity(ck.name, ck.adapter_path)["sha256"] if ck.adapter_path else None,
                     "method": meta.get("method"), "judge": judge_name if suite.needs_judge else None,
-                    "metrics": metrics, "n_samples": len(samples),
-                    "n_failed": sum(1 for s in samples if s.error is not None)})
+                    "metrics": metrics, "n_samples": len(unit_samples),
+                    "n_failed": sum(1 for s in unit_samples if s.error is not None)})
     return rows
 
 
 def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
+    """Evaluate `spec` into its run directory (resumed when it exists) and return the run."""
     suites = build_suites(spec)
     data_files = [p for s in suites for p in s.data_files()]
+    data_files += [p for p in spec.model.replay.values()]
     store = ResultsStore(spec.results_dir)
-    handle = store.start(spec.model_dump(mode="json"), spec.spec_hash(), run_id=run_id or default_run_id(spec),
+    run_id = run_id or default_run_id(spec)
+    # Every input check that needs the model (lm-eval task files, chat template) before run.json exists.
+    for suite in suites:
+        suite.check(spec.model.base, store.runs_dir / run_id / "artifacts", spec.limit)
+    handle = store.start(spec.model_dump(mode="json"), spec.spec_hash(), run_id=run_id,
                          data_files=data_files, kind="run")
     cache = Cache(spec.cache_path or default_cache_path())
     judge_name = spec.judge.name(spec.model.base) if any(s.needs_judge for s in suites) else None
     calls: dict[str, int] = {"generate": 0, "judge": 0, "cached": 0}
     serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None
     with handle.recording():
-        with policy_engine(spec, handle, cache, serve=serve) as (checkpoints, engine):
-            ctx = SuiteContext(run=handle, judge=None, judge_name=judge_name,
-                               constrained_judge=spec.judge.is_constrained(), limit=spec.limit)
-            gens: dict[tuple[str, str, int], list] = {}
-            for suite in suites:
-                for ck in checkpoints:
-                    for seed in spec.seeds:
-                        gens[(suite.name, ck.name, seed)] = suite.generate(ctx, ck, seed)
+        sink = RecordSink(handle)
+        with policy_engine(spec, handle, cache, serve=serve, suites=suites) as (checkpoints, engine):
+            ctx = SuiteContext(judge=None, judge_name=judge_name, constrained_judge=spec.judge.is_constrained(),
+                               limit=spec.limit, artifacts_dir=handle.artifacts, log_dir=handle.path / "logs")
+            gens = generate_stage(sink, suites, checkpoints, spec.seeds, ctx)
             calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
             calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
             judge_cm = judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
@@ -179,16 +255,12 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
             # because `same` judges on it and cross-checkpoint suites may still generate.
             with judge_cm as judge:
                 ctx.judge = judge
-                for suite in suites:
-                    for ck in checkpoints:
-                        for seed in spec.seeds:
-                            suite.score(ctx, ck, seed, gens[(suite.name, ck.name, seed)])
-                for suite in suites:
-                    suite.finalize(ctx, checkpoints, spec.seeds)
+                samples = score_stage(sink, suites, checkpoints, spec.seeds, ctx, gens)
+                samples = finalize_stage(sink, suites, checkpoints, spec.seeds, ctx, gens, samples)
                 if judge is not None:
                     calls["judge"] = judge.misses
                     calls["cached"] += judge.hits
-        rows = summarize_run(handle, suites, checkpoints, spec.seeds, judge_name)
+        rows = summarize_records(suites, checkpoints, spec.seeds, samples, judge_name)
         from evalbench.aggregate.summarize import aggregate_results
 
         handle.write_results(rows, aggregate=aggregate_results(rows))

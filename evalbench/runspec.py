@@ -32,6 +32,24 @@ class ModelSpec(Spec):
     # `served_models` (e.g. LoRA adapters on a remote vLLM) is a checkpoint, default: endpoint.model.
     endpoint: EndpointSpec | None = None
     served_models: tuple[str, ...] = ()
+    # How the policy is reached, by name in `evalbench.backends.BACKENDS` (vllm-server,
+    # vllm-inprocess, endpoint, replay, fake); default: endpoint when given, else `engine`.
+    backend: str | None = None
+    # replay: checkpoint name -> saved-output file (alpaca_eval model_outputs.json, FastChat answers).
+    replay: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str | None) -> str | None:
+        if v is not None:
+            from evalbench.backends import BACKENDS
+
+            if v not in BACKENDS:
+                from evalbench.registry import did_you_mean
+
+                raise ValueError(f"unknown backend '{v}'{did_you_mean(v, BACKENDS.names())} "
+                                 f"(known: {', '.join(BACKENDS.names())})")
+        return v
 
 
 class JudgeSpec(Spec):

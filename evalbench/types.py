@@ -19,6 +19,9 @@ class GenRequest:
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     # Completions only: return prompt-token log-probs (`echo=True`), for log-likelihood work.
     echo: bool = False
+    # (suite, sample_id, turn) the request belongs to; not part of its identity (cache keys,
+    # equality). Set by `generate_items`; a replay backend serves saved outputs by it.
+    origin: tuple[str, str, int] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):

@@ -1,12 +1,13 @@
-"""The generation stage: requests of one suite x checkpoint x seed -> cached answers -> run records."""
+"""The generation stage: requests of one suite x checkpoint x seed -> cached answers -> records."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalbench.generate.backend import CachedBackend
-from evalbench.store import GenerationRecord, Run
+from evalbench.store import GenerationRecord
 from evalbench.types import GenRequest, Generation
 
 
@@ -32,10 +33,14 @@ def to_record(suite: str, checkpoint: str, seed: int, item: Item, gen: Generatio
 
 
 def generate_items(backend: CachedBackend, items: Sequence[Item], *, suite: str, checkpoint: str, seed: int,
-                   run: Run | None = None, desc: str | None = None) -> list[Generation]:
-    """Generate (or fetch from the cache) every item and append the records to the run."""
-    gens = backend.generate([it.request for it in items], desc=desc or f"{suite} [{checkpoint} seed {seed}]")
-    if run is not None:
-        run.append_generations(to_record(suite, checkpoint, seed, it, g, backend.key(it.request))
-                               for it, g in zip(items, gens))
-    return gens
+                   desc: str | None = None) -> list[Generation]:
+    """Generate (or fetch from the cache) every item; each request carries its (suite, sample, turn)."""
+    requests = [dataclasses.replace(it.request, origin=(suite, it.sample_id, it.turn)) for it in items]
+    return backend.generate(requests, desc=desc or f"{suite} [{checkpoint} seed {seed}]")
+
+
+def generate_records(backend: CachedBackend, items: Sequence[Item], *, suite: str, checkpoint: str, seed: int,
+                     desc: str | None = None) -> list[GenerationRecord]:
+    """`generate_items`, returned as the records the driver stores."""
+    gens = generate_items(backend, items, suite=suite, checkpoint=checkpoint, seed=seed, desc=desc)
+    return [to_record(suite, checkpoint, seed, it, g, backend.key(it.request)) for it, g in zip(items, gens)]

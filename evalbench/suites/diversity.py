@@ -389,7 +389,7 @@ class Diversity(Suite):
     # -- stage 1: generate ----------------------------------------------------------------------
 
     def generate(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int) -> list[GenerationRecord]:
-        """K samples per selected prompt; one GenerationRecord per prompt, appended to `ctx.run`."""
+        """K samples per selected prompt; one GenerationRecord per prompt."""
         from evalbench.generate.stage import Item, to_record
 
         prompts = self.prompts(ctx.limit)
@@ -420,8 +420,6 @@ class Diversity(Suite):
                 records.append(rec.model_copy(update={
                     "sampling": {**sampling, "seeds": [request_seed(seed, p.id, j) for j in range(o.k)]},
                     "cache_key": None}))
-        if ctx.run is not None:
-            ctx.run.append_generations(records)
         failed = sum(r.error is not None for r in records)
         if failed:
             log.warning("%s: %d of %d prompts failed to generate (rerun to retry them)", desc, failed,
@@ -432,7 +430,7 @@ class Diversity(Suite):
 
     def score(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int,
               generations: Sequence[GenerationRecord]) -> list[SampleRecord]:
-        """Per-prompt diversity scores of one checkpoint x seed; appended to `ctx.run`.
+        """Per-prompt diversity scores of one checkpoint x seed.
 
         Raises InputError for generation records of another suite / checkpoint / seed or of a prompt
         that is not in the selected set, and EvalbenchError when the endpoint answered every request
@@ -516,8 +514,6 @@ class Diversity(Suite):
             records.append(SampleRecord(suite=SUITE, checkpoint=checkpoint.name, seed=seed, sample_id=p.id,
                                         scores=scores, error=error, data=data))
         _log_exclusions(desc, records, names)
-        if ctx.run is not None:
-            ctx.run.append_samples(records)
         return records
 
     def _embed(self, texts: Mapping[str, Sequence[str]], task) -> dict[str, np.ndarray]:

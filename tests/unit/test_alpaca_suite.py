@@ -78,8 +78,8 @@ def _ctx(tmp_path, judge_url, *, limit=N, constrained=False, cache=None, run_id=
     cache = cache or Cache(tmp_path / "cache.sqlite")
     run = ResultsStore(tmp_path / "results").start({"test": "alpaca"}, "h", run_id=run_id)
     judge_backend = OpenAICompatibleBackend(judge_url, "judge", api_key="x")
-    return SuiteContext(run=run, judge=CachedBackend(judge_backend, cache), judge_name="judge",
-                        constrained_judge=constrained, limit=limit), judge_backend, cache
+    return SuiteContext(judge=CachedBackend(judge_backend, cache), judge_name="judge", constrained_judge=constrained,
+                        limit=limit, artifacts_dir=run.artifacts), judge_backend, cache
 
 
 def _checkpoint(policy_url, cache, name="policy"):
@@ -263,7 +263,12 @@ def test_end_to_end_with_stub_judge_and_rerun_makes_zero_calls(stubs, tmp_path):
     assert rows[0]["annotator"] == "weighted_alpaca_eval_gpt4_turbo:judge"
     assert rows[0]["raw_completion"]["logprobs"]["content"][0]["top_logprobs"]
     assert {r["is_switched_outputs"] for r in rows} == {True, False}
-    assert len(ctx.run.samples(suite="alpaca")) == N and len(ctx.run.generations(suite="alpaca")) == N
+    # The driver stores what the stages return (all from the cache now).
+    from evalbench.api import drive
+
+    run = ResultsStore(tmp_path / "results").open("r1")
+    drive(run, [suite], [ckpt], [0], ctx)
+    assert len(run.samples(suite="alpaca")) == N and len(run.generations(suite="alpaca")) == N
 
     # A rerun (new backends, same cache) makes zero model and judge calls and gives the same records.
     ctx2, judge_backend2, _ = _ctx(tmp_path, judge.base_url, cache=cache, run_id="r2")

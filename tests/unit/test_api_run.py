@@ -6,7 +6,7 @@ import pytest
 
 from evalbench.api import run
 from evalbench.config import SamplingSpec, Spec
-from evalbench.generate.stage import Item, generate_items
+from evalbench.generate.stage import Item, generate_records
 from evalbench.runspec import RunSpec, checkpoint_meta, parse_judge_arg
 from evalbench.serve.stub import StubServer, StubState
 from evalbench.store import SampleRecord
@@ -29,18 +29,14 @@ class EchoSuite(Suite):
         n = self.options.limit or 4
         items = [Item(str(i), GenRequest(messages=({"role": "user", "content": f"prompt {i}"},),
                                          sampling=SamplingSpec(seed=seed, max_tokens=8))) for i in range(n)]
-        gens = generate_items(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed,
-                              run=ctx.run)
-        return [g.text for g in gens]
+        return generate_records(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed)
 
     def score(self, ctx, checkpoint, seed, generations):
-        reqs = [GenRequest(messages=({"role": "user", "content": f"judge: {t}"},), sampling=SamplingSpec())
-                for t in generations]
+        reqs = [GenRequest(messages=({"role": "user", "content": f"judge: {g.outputs[0]}"},), sampling=SamplingSpec())
+                for g in generations]
         verdicts = ctx.judge.generate(reqs)
-        samples = [SampleRecord(suite=self.name, checkpoint=checkpoint.name, seed=seed, sample_id=str(i),
-                                scores={"yes": 1.0 if "yes" in v.text else 0.0}) for i, v in enumerate(verdicts)]
-        ctx.run.append_samples(samples)
-        return samples
+        return [SampleRecord(suite=self.name, checkpoint=checkpoint.name, seed=seed, sample_id=str(i),
+                             scores={"yes": 1.0 if "yes" in v.text else 0.0}) for i, v in enumerate(verdicts)]
 
     def summarize(self, samples):
         return {"yes": sum(s.scores["yes"] for s in samples) / len(samples), "n": len(samples)}

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from evalbench.api import RecordSink
 from evalbench.aggregate.stats import paired_bootstrap
 from evalbench.cache import Cache
 from evalbench.config import load_spec, validate_spec
@@ -204,7 +205,7 @@ def test_generate_sends_one_request_per_prompt_with_n_k_logprobs_and_stable_seed
     run = _run(tmp_path)
     with StubServer(models=("m",), state=_state()) as stub:
         ckpt = _checkpoint(stub, Cache(tmp_path / "c.sqlite"))
-        records = suite.generate(SuiteContext(run=run), ckpt, seed=5)
+        records = suite.generate(SuiteContext(), ckpt, seed=5)
         bodies = list(stub.state.requests)
     assert len(bodies) == len(SCRIPT)  # one request per prompt, not K
     by_prompt = {b["messages"][-1]["content"]: b for b in bodies}
@@ -220,7 +221,8 @@ def test_generate_sends_one_request_per_prompt_with_n_k_logprobs_and_stable_seed
     assert rec.outputs == SCRIPT["alpha"]
     assert rec.logprob_sums == [LOGPROB] * 3 and rec.token_counts == [1, 1, 1]
     assert rec.sampling["n"] == 3 and rec.cache_key
-    assert [r.sample_id for r in run.generations()] == list(SCRIPT)  # appended to the run
+    RecordSink(run).add_generations(records)  # what the driver does with the returned records
+    assert [r.sample_id for r in run.generations()] == list(SCRIPT)
 
 
 def test_one_request_per_sample_mode_uses_k_seeds(tmp_path):
@@ -237,7 +239,7 @@ def test_one_request_per_sample_mode_uses_k_seeds(tmp_path):
 
     state.responder = responder
     with StubServer(models=("m",), state=state) as stub:
-        records = suite.generate(SuiteContext(run=None), _checkpoint(stub, None), seed=0)
+        records = suite.generate(SuiteContext(), _checkpoint(stub, None), seed=0)
         bodies = list(stub.state.requests)
     assert len(bodies) == 3 * len(SCRIPT) and all(b["n"] == 1 for b in bodies)
     assert counter == {p: 3 for p in SCRIPT}
@@ -249,11 +251,11 @@ def test_rerun_makes_zero_model_calls(tmp_path):
     opts = DiversityOptions(prompts=str(_prompt_file(tmp_path)), k=3)
     cache = Cache(tmp_path / "c.sqlite")
     with StubServer(models=("m",), state=_state()) as stub:
-        first = Diversity(opts, embedder=LookupEmbedder()).generate(SuiteContext(run=None),
+        first = Diversity(opts, embedder=LookupEmbedder()).generate(SuiteContext(),
                                                                     _checkpoint(stub, cache), 1)
         n = stub.request_count
         ckpt = _checkpoint(stub, cache)
-        again = Diversity(opts, embedder=LookupEmbedder()).generate(SuiteContext(run=None), ckpt, 1)
+        again = Diversity(opts, embedder=LookupEmbedder()).generate(SuiteContext(), ckpt, 1)
         assert stub.request_count == n and ckpt.backend.inner.calls == 0 and ckpt.backend.hits == len(SCRIPT)
     assert [r.outputs for r in again] == [r.outputs for r in first]
 
@@ -265,7 +267,7 @@ def test_score_per_prompt_records_exclusions_and_summary_by_hand(tmp_path):
     embedder = LookupEmbedder()
     suite = Diversity(DiversityOptions(prompts=str(_prompt_file(tmp_path)), k=3), embedder=embedder)
     run = _run(tmp_path)
-    ctx = SuiteContext(run=run)
+    ctx = SuiteContext()
     # Request 5 (with max_concurrency=1, the 5th prompt's) gets a client error: a failed generation.
     with StubServer(models=("m",), state=_state(fault_at=5)) as stub:
         ckpt = _checkpoint(stub, Cache(tmp_path / "c.sqlite"))
@@ -320,7 +322,8 @@ def test_score_per_prompt_records_exclusions_and_summary_by_hand(tmp_path):
         assert summary[m] == pytest.approx(np.mean(vals))
     counts = ("n_prompts", "n_failed", "n_outputs", "n_empty_outputs")
     assert [summary[c] for c in counts] == [5, 2, 12, 4]
-    assert [s.sample_id for s in run.samples()] == list(SCRIPT)  # appended to the run
+    RecordSink(run).add_samples(records)  # what the driver does with the returned records
+    assert [s.sample_id for s in run.samples()] == list(SCRIPT)
 
 
 def _record(pid, outputs, sums=None, counts=None, *, checkpoint="m", seed=0, error=None):
@@ -340,7 +343,7 @@ def test_entropy_from_logprob_sums_and_missing_logprobs(tmp_path):
     gens = [_record("1", ["x y", "z w"], [-4.0, -6.0], [2, 4]),
             _record("2", ["x y", "w"], None, None),              # the endpoint gave no log-probs
             _record("3", ["x y", ""], [-3.0, -1.0], [3, 1])]      # the empty output is not counted
-    recs = {r.sample_id: r for r in suite.score(SuiteContext(run=None), ckpt, 0, gens)}
+    recs = {r.sample_id: r for r in suite.score(SuiteContext(), ckpt, 0, gens)}
     # prompt 1: nats = mean(4, 6) = 5; per token = (4 + 6) / (2 + 4)
     assert recs["1"].scores["entropy"] == pytest.approx(5.0)
     assert recs["1"].scores["entropy_per_token"] == pytest.approx(10 / 6)
@@ -358,18 +361,18 @@ def test_endpoint_ignoring_n_is_a_clear_error(tmp_path):
     suite = _offline_suite(tmp_path)
     gens = [_record(str(i), ["x y"]) for i in (1, 2, 3)]
     with pytest.raises(EvalbenchError, match="ignores `n`: set one_request_per_sample: true"):
-        suite.score(SuiteContext(run=None), Checkpoint("m", None, "m"), 0, gens)
+        suite.score(SuiteContext(), Checkpoint("m", None, "m"), 0, gens)
 
 
 def test_score_rejects_foreign_or_unknown_records_and_counts_missing_prompts(tmp_path):
     suite = _offline_suite(tmp_path)
     ckpt = Checkpoint("m", None, "m")
     with pytest.raises(InputError, match="prompt id '9'.*not among the 3 selected"):
-        suite.score(SuiteContext(run=None), ckpt, 0, [_record("9", ["x y", "x y"])])
+        suite.score(SuiteContext(), ckpt, 0, [_record("9", ["x y", "x y"])])
     with pytest.raises(InputError,
                        match=r"\(diversity, other, seed 0\) given to score \(diversity, m, seed 0\)"):
-        suite.score(SuiteContext(run=None), ckpt, 0, [_record("1", ["x y", "x y"], checkpoint="other")])
-    recs = suite.score(SuiteContext(run=None), ckpt, 0,
+        suite.score(SuiteContext(), ckpt, 0, [_record("1", ["x y", "x y"], checkpoint="other")])
+    recs = suite.score(SuiteContext(), ckpt, 0,
                        [_record("1", ["x y", "z w"]), _record("2", ["x y", "w"])])
     assert recs[2].error == "no generation for this prompt" and set(recs[2].scores.values()) == {None}
     assert suite.summarize(recs)["n_failed"] == 1
@@ -395,8 +398,8 @@ def test_per_prompt_scores_support_paired_tests_between_checkpoints(tmp_path):
     gens_a = [_record(str(i), ["x y", "x y"], checkpoint="a") for i in (1, 2, 3)]
     gens_b = [_record(str(i), o, checkpoint="b") for i, o in zip((1, 2, 3), (["x y", "z w"], ["x y", "w"],
                                                                             ["x y", "x y"]))]
-    ra = suite.score(SuiteContext(run=None), Checkpoint("a", None, "a"), 0, gens_a)
-    rb = suite.score(SuiteContext(run=None), Checkpoint("b", None, "b"), 0, gens_b)
+    ra = suite.score(SuiteContext(), Checkpoint("a", None, "a"), 0, gens_a)
+    rb = suite.score(SuiteContext(), Checkpoint("b", None, "b"), 0, gens_b)
     key = "pid_similarity"
     test = paired_bootstrap({r.sample_id: r.scores[key] for r in ra},
                             {r.sample_id: r.scores[key] for r in rb}, iters=2000)
@@ -419,7 +422,7 @@ def test_default_embedder_loads_offline_and_is_recorded(tmp_path):
                           "A person is strumming a guitar."]),
             _record("2", ["A man is playing a guitar.", "The stock market fell sharply today.",
                           "Bake the bread for forty minutes."])]
-    recs = suite.score(SuiteContext(run=None), Checkpoint("m", None, "m"), 0, gens)
+    recs = suite.score(SuiteContext(), Checkpoint("m", None, "m"), 0, gens)
     assert recs[0].scores["pid_similarity"] > recs[1].scores["pid_similarity"] + 0.3  # paraphrases are closer
     emb = suite.embedder
     assert suite.embedder is emb  # loaded once per suite instance

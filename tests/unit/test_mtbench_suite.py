@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from evalbench.api import drive
 from evalbench.cache import Cache
 from evalbench.errors import InputError
 from evalbench.generate.backend import CachedBackend
@@ -81,14 +82,12 @@ def _pipeline(tmp_path, stub, cache, *, seeds=(0,), constrained=False, run_id="r
     run = ResultsStore(tmp_path / "results").start({"test": options, "seeds": list(seeds)}, "h" + run_id,
                                                    run_id=run_id)
     cks = [Checkpoint(m, _backend(stub, m, cache), base_model="stub") for m in ("pol_a", "pol_b")]
-    ctx = SuiteContext(run=run, judge=_backend(stub, "judge", cache), judge_name="judge",
-                       constrained_judge=constrained)
-    for ck in cks:
-        for seed in seeds:
-            suite.score(ctx, ck, seed, suite.generate(ctx, ck, seed))
-    suite.finalize(ctx, cks, seeds)
+    ctx = SuiteContext(judge=_backend(stub, "judge", cache), judge_name="judge", constrained_judge=constrained)
+    final = drive(run, [suite], cks, seeds, ctx)
     metrics = {(ck.name, s): suite.summarize(run.samples(suite="mtbench", checkpoint=ck.name, seed=s))
                for ck in cks for s in seeds}
+    # summarize is pure: the driver's final records and the store's give the same metrics.
+    assert metrics == {(ck.name, s): suite.summarize(final[("mtbench", ck.name, s)]) for ck in cks for s in seeds}
     return run, ctx, cks, metrics
 
 
@@ -275,7 +274,7 @@ def test_judge_http_errors_are_counted_failures(tmp_path, stub):
     suite = MTBench(MTBenchOptions(question_ids=(82,), max_new_tokens=8))
     run = ResultsStore(tmp_path / "res").start({"t": 1}, "h", run_id="r")
     ck = Checkpoint("pol_a", _backend(stub, "pol_a", cache), base_model="stub")
-    ctx = SuiteContext(run=run, judge=_backend(stub, "no-such-judge", cache), judge_name="gpt-4")
+    ctx = SuiteContext(judge=_backend(stub, "no-such-judge", cache), judge_name="gpt-4", artifacts_dir=run.artifacts)
     records = suite.score(ctx, ck, 0, suite.generate(ctx, ck, 0))
     assert records[0].scores == {"score": None, "turn_1": None, "turn_2": None}
     assert "judge call failed: HTTP 404" in records[0].error
@@ -290,7 +289,7 @@ def test_generation_failure_is_a_failed_sample(tmp_path, stub):
     suite = MTBench(MTBenchOptions(question_ids=(82, 81), max_new_tokens=8))
     run = ResultsStore(tmp_path / "res").start({"t": 1}, "h", run_id="r")
     ck = Checkpoint("missing", _backend(stub, "missing", cache), base_model="stub")
-    ctx = SuiteContext(run=run, judge=_backend(stub, "judge", cache), judge_name="judge")
+    ctx = SuiteContext(judge=_backend(stub, "judge", cache), judge_name="judge", artifacts_dir=run.artifacts)
     gens = suite.generate(ctx, ck, 0)
     assert [g.turn for g in gens] == [1, 1] and all("404" in g.error for g in gens)
     records = suite.score(ctx, ck, 0, gens)

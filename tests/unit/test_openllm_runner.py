@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from evalbench.api import drive
 from evalbench.errors import InputError
 from evalbench.store import ResultsStore
 from evalbench.suites.base import Checkpoint, SuiteContext
@@ -110,7 +111,6 @@ def test_finished_tasks_are_never_recomputed_and_changed_ones_are(tmp_path, fake
 def test_suite_score_appends_records_once_and_summarizes(tmp_path, fake_model, monkeypatch, data_dir):
     suite = OpenLLM(OpenLLMOptions(tasks=("winogrande",), limit=4))
     run = ResultsStore(tmp_path / "results").start({"x": 1}, "h", run_id="r1")
-    ctx = SuiteContext(run=run)
     ck = Checkpoint("base", None, str(fake_model))  # type: ignore[arg-type]
 
     def fake_run(target, plan, options, out, **kwargs):
@@ -119,9 +119,9 @@ def test_suite_score_appends_records_once_and_summarizes(tmp_path, fake_model, m
         return {"computed": ["winogrande"], "reused": []}
 
     monkeypatch.setattr("evalbench.suites.openllm.suite.run_checkpoint", fake_run)
-    assert suite.generate(ctx, ck, 0) == []
-    first = suite.score(ctx, ck, 0, [])
-    suite.score(ctx, ck, 0, [])
+    # Twice through the driver: the second pass stores nothing new.
+    first = drive(run, [suite], [ck], [0], SuiteContext())[("openllm", "base", 0)]
+    drive(run, [suite], [ck], [0], SuiteContext())
     stored = run.samples(suite="openllm", checkpoint="base", seed=0)
     assert len(first) == len(stored) == 4
     with open(run.path / "samples.jsonl") as fh:

@@ -379,7 +379,7 @@ class AlpacaEval2(Suite):
             log.warning("alpaca: evaluating %d of %d instructions; n_total will say so", len(rows), n_all)
         items = self.items(rows, seed)
         gens = generate_items(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed,
-                              run=ctx.run, desc=f"alpaca generate [{checkpoint.name} seed {seed}]")
+                              desc=f"alpaca generate [{checkpoint.name} seed {seed}]")
         records = [to_record(self.name, checkpoint.name, seed, it, g, checkpoint.backend.key(it.request))
                    for it, g in zip(items, gens)]
         outdir = artifact_dir(ctx, checkpoint.name, seed)
@@ -435,8 +435,8 @@ class AlpacaEval2(Suite):
 
     def score(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int,
               generations: Sequence[GenerationRecord]) -> list[SampleRecord]:
-        """Judge every answer against the reference (cached), append SampleRecords to the run and
-        write annotations.json beside model_outputs.json."""
+        """Judge every answer against the reference (cached), write annotations.json beside
+        model_outputs.json and return one SampleRecord per instruction."""
         if ctx.judge is None:
             raise EvalbenchError("the alpaca suite needs a judge (an OpenAI-compatible endpoint: --judge ...)")
         rows = self.rows(ctx.limit)
@@ -453,7 +453,6 @@ class AlpacaEval2(Suite):
             difficulty=self.difficulty(rows), generation_errors=errors, constrained=ctx.constrained_judge,
             order_seed=self.options.judge_order_seed, max_output_chars=self.options.judge_max_output_chars,
             annotator=annotator)
-        ctx.run.append_samples(samples)
         write_json_atomic(artifact_dir(ctx, checkpoint.name, seed) / "annotations.json", annotations)
         n_failed = sum(s.error is not None for s in samples)
         if n_failed:
@@ -465,6 +464,22 @@ class AlpacaEval2(Suite):
 
     def summarize(self, samples: Sequence[SampleRecord]) -> dict[str, float | int | None]:
         return summarize_samples(samples)
+
+    def read_replay(self, path: Path) -> dict[str, list[tuple[str]]]:
+        """An alpaca_eval model_outputs.json for the replay backend: {eval-set index: [(output,)]}.
+
+        Rows are matched to the eval set by instruction content (`match_instructions` names the
+        first mismatches); the file must hold one generator.
+        """
+        from evalbench.suites.alpaca.data import match_instructions
+
+        outputs = read_model_outputs(path)
+        generators = sorted({o.generator for o in outputs})
+        if len(generators) > 1:
+            raise InputError(f"expected one generator per file, found {generators[:5]}", path=path,
+                             field="generator")
+        positions = match_instructions([o.instruction for o in outputs], self.eval_set(), path=path)
+        return {str(int(p)): [(o.output,)] for p, o in zip(positions, outputs)}
 
 
 def _short(text: str | None, width: int = 60) -> str:

@@ -6,10 +6,12 @@
         --judge-url ... --judge-model ...
 
 Each model is named by its answer file, as FastChat does (`vicuna-13b-v1.3.jsonl` is
-`vicuna-13b-v1.3` whatever its `model_id` says). The command writes a run (results/runs/<id>/)
-holding FastChat's `model_judgment/<judge>_single.jsonl` or `<judge>_pair.jsonl`, per-question
-SampleRecords, a radar plot (single grading) and summary.json. Every judge call goes through the
-cache, so rerunning the same command (or resuming with --run-id) makes zero judge calls.
+`vicuna-13b-v1.3` whatever its `model_id` says). The command is `evalbench run --suite mtbench`
+with the replay backend serving the files' answers by question id (`answer_files_spec`): a
+standard run (results/runs/<id>/) holding FastChat's `model_judgment/<judge>_single.jsonl` or
+`<judge>_pair.jsonl`, per-question SampleRecords, a radar plot (single grading) and summary.json.
+Every judge call goes through the cache, so rerunning the same command (or resuming with
+--run-id) makes zero judge calls.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from evalbench.errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_command", "judge_answer_files", "summary_rows"]
+__all__ = ["add_command", "answer_files_spec"]
 
 
 def add_command(subparsers) -> None:
@@ -69,21 +71,6 @@ def add_command(subparsers) -> None:
     p.set_defaults(func=_judge_command)
 
 
-def summary_rows(run, suite, models: Sequence[str], judge: str, seed: int = 0) -> list[dict[str, Any]]:
-    """summary.json `results` rows (docs/results-format.md) for answer-file models (no adapters)."""
-    rows = []
-    for model in models:
-        samples = run.samples(suite=suite.name, checkpoint=model, seed=seed)
-        if not samples:
-            continue
-        metrics = suite.summarize(samples)
-        rows.append({"suite": suite.name, "suite_version": suite.version, "checkpoint": model, "group": model,
-                     "train_seed": None, "seed": seed, "base_model": None, "adapter": None,
-                     "adapter_sha256": None, "method": None, "judge": judge, "metrics": metrics,
-                     "n_samples": len(samples), "n_failed": metrics.get("n_failed", 0)})
-    return rows
-
-
 def _read_answer_files(paths: Sequence[str | Path], questions, wanted: set[int]) -> dict[str, dict[int, Any]]:
     from evalbench.suites.mtbench.data import model_name_from_path, read_model_answers
 
@@ -107,32 +94,33 @@ def _read_answer_files(paths: Sequence[str | Path], questions, wanted: set[int])
     return out
 
 
-def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name: str,
-                       mode: Literal["single", "pair"] = "single", baseline: str | None = None,
-                       constrained: bool = False, options: Mapping[str, Any] | None = None,
-                       results: str | Path = "results", run_id: str | None = None,
-                       judge_endpoint: Mapping[str, Any] | None = None):
-    """Judge FastChat answer files into a new (or resumed) run; returns the `Run`.
+def answer_files_spec(answer_files: Sequence[str | Path], *, judge: Mapping[str, Any],
+                      mode: Literal["single", "pair"] = "single", baseline: str | None = None,
+                      constrained: bool = False, options: Mapping[str, Any] | None = None,
+                      limit: int | None = None, results: str | Path = "results",
+                      cache_path: str | Path | None = None):
+    """The RunSpec that judges FastChat answer files: suite mtbench over the replay backend.
+
+    Each file is a checkpoint named by its file name (FastChat's rule) whose answers are replayed by
+    question id; the run is a standard run (compare / gate / export / report read it).
 
     Args:
         answer_files: FastChat `model_answer/<model>.jsonl` files (model = file name).
-        judge: a CachedBackend for the judge; `judge_name` names it in FastChat files.
+        judge: a JudgeSpec mapping (e.g. `{"kind": "endpoint", "endpoint": {...}}`).
         mode: "single" (1-10 grading of both turns) or "pair" (both orders; all pairs, or every
             model against `baseline`, one of the files' models).
-        options: extra MTBenchOptions fields (question_ids, limit, judge_max_tokens, files).
-        judge_endpoint: recorded in the run spec (URL and model; never a key).
+        options: extra MTBenchOptions fields (question_ids, judge_max_tokens, files).
 
     Raises:
         InputError: unknown question ids, duplicate answers or missing turns (file, line and
-            field named), unknown judge prompt names, a baseline that is not among the models.
+            field named), a baseline that is not among the models; all before anything runs.
     """
     from evalbench.config import validate_spec
-    from evalbench.io import canonical_json, sha256_file, sha256_text
     from evalbench.registry import did_you_mean
-    from evalbench.store import ResultsStore
+    from evalbench.runspec import RunSpec
     from evalbench.suites.base import SuiteContext
     from evalbench.suites.mtbench.data import model_name_from_path
-    from evalbench.suites.mtbench.suite import MTBench, MTBenchOptions, Side
+    from evalbench.suites.mtbench.suite import MTBench, MTBenchOptions
 
     if mode == "single" and baseline is not None:
         raise InputError("--baseline applies only to --mode pair", field="--baseline")
@@ -150,35 +138,25 @@ def judge_answer_files(answer_files: Sequence[str | Path], *, judge, judge_name:
                              f"{did_you_mean(baseline, names)} (models: {', '.join(names)})",
                              field="--baseline")
     fields = dict(options or {})
-    fields.update(single=mode == "single", pairwise="none" if mode == "single" else
-                  ("baseline" if baseline else "all"), baseline=baseline)
+    if mode == "pair":
+        fields.update(single=False, pairwise="baseline" if baseline else "all")
+        if baseline:
+            fields["baseline"] = baseline
     opts = validate_spec(MTBenchOptions, fields, source="mtbench judge options")
     suite = MTBench(opts)
-    questions = suite.questions()
-    selected = suite.selected()
-    answers = _read_answer_files(answer_files, questions, {q.question_id for q in selected})
-    spec = {"command": "mtbench judge", "mode": mode, "baseline": baseline, "constrained": constrained,
-            "judge": dict(judge_endpoint or {"model": judge_name}),
-            "answers": [{"model": m, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
-                        for m, p in zip(names, answer_files)],
-            "options": opts.model_dump(mode="json")}
-    store = ResultsStore(results)
-    run = store.start(spec, sha256_text(canonical_json(spec)), run_id=run_id, kind="mtbench-judge",
-                      data_files=[*map(Path, answer_files), *suite.data_files()])
-    ctx = SuiteContext(run=run, judge=judge, judge_name=judge_name, constrained_judge=constrained)
-    with run.recording():
-        if mode == "single":
-            for model in names:
-                suite.judge_answers(ctx, model, 0, answers[model], model=model)
-        else:
-            sides = [Side(m, m, answers[m]) for m in names]
-            suite.judge_pairs(ctx, 0, sides, suite.pairs(names, baseline), baseline=baseline)
-        suite.write_radar(ctx)
-        from evalbench.aggregate.summarize import aggregate_results
-
-        rows = summary_rows(run, suite, [m for m in names if m != baseline], judge_name)
-        run.write_results(rows, aggregate=aggregate_results(rows))
-    return run
+    selected = suite.selected(SuiteContext(limit=limit))
+    # Read every file now: a bad row is reported (file, line, field) before the run starts.
+    _read_answer_files(answer_files, suite.questions(), {q.question_id for q in selected})
+    data: dict[str, Any] = {
+        "suites": ["mtbench"], "results_dir": str(results), "judge": {**judge, "constrained": constrained},
+        "model": {"base": "replay", "backend": "replay",
+                  "replay": {m: str(Path(p).resolve()) for m, p in zip(names, answer_files)}},
+        "suite_options": {"mtbench": fields} if fields else {}}
+    if limit is not None:
+        data["limit"] = limit
+    if cache_path is not None:
+        data["cache_path"] = str(cache_path)
+    return validate_spec(RunSpec, data, source="mtbench judge")
 
 
 def _fmt(x: Any) -> str:
@@ -186,27 +164,22 @@ def _fmt(x: Any) -> str:
 
 
 def _judge_command(args: argparse.Namespace) -> int:
-    from evalbench.cache import Cache
-    from evalbench.paths import cache_path as default_cache_path
-    from evalbench.generate.backend import CachedBackend
-    from evalbench.generate.client import OpenAICompatibleBackend
+    """`evalbench mtbench judge` is `evalbench run --suite mtbench` over the replay backend."""
+    from evalbench.api import run as run_spec
 
     key_env = args.judge_key_env
     if key_env is None and "api.openai.com" in args.judge_url:
         key_env = "OPENAI_API_KEY"  # never send an OpenAI key to another host unless asked to
-    options: dict[str, Any] = {"question_ids": args.question_ids, "limit": args.limit,
-                               "questions_file": args.questions, "reference_file": args.reference_answers,
-                               "judge_prompts_file": args.judge_prompts}
-    if args.judge_max_tokens is not None:
-        options["judge_max_tokens"] = args.judge_max_tokens
+    options: dict[str, Any] = {"question_ids": args.question_ids, "questions_file": args.questions,
+                               "reference_file": args.reference_answers, "judge_prompts_file": args.judge_prompts,
+                               "judge_max_tokens": args.judge_max_tokens}
     options = {k: v for k, v in options.items() if v is not None}
-    backend = OpenAICompatibleBackend(args.judge_url, args.judge_model, api_key_env=key_env,
-                                      max_concurrency=args.max_concurrency)
-    judge = CachedBackend(backend, Cache(args.cache or default_cache_path()))
-    run = judge_answer_files(args.answers, judge=judge, judge_name=args.judge_model, mode=args.mode,
-                             baseline=args.baseline, constrained=args.constrained, options=options,
-                             results=args.out, run_id=args.run_id,
-                             judge_endpoint={"base_url": backend.base_url, "model": args.judge_model})
+    judge = {"kind": "endpoint", "endpoint": {"base_url": args.judge_url, "model": args.judge_model,
+                                              "api_key_env": key_env, "max_concurrency": args.max_concurrency}}
+    spec = answer_files_spec(args.answers, judge=judge, mode=args.mode, baseline=args.baseline,
+                             constrained=args.constrained, options=options, limit=args.limit, results=args.out,
+                             cache_path=args.cache)
+    run = run_spec(spec, run_id=args.run_id)
     summary = run.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -223,5 +196,6 @@ def _judge_command(args: argparse.Namespace) -> int:
     for row in sorted(summary["results"], key=lambda r: -(r["metrics"].get(cols[0]) or -1)):
         print("  ".join([row["checkpoint"].ljust(width),
                          *(_fmt(row["metrics"].get(c)).rjust(len(c)) for c in cols)]))
-    print(f"judge calls: {judge.misses} made, {judge.hits} from cache | run: {run.path}")
+    calls = run.header()["model_calls"][-1]
+    print(f"judge calls: {calls['judge']} made, {calls['cached']} from cache | run: {run.path}")
     return 0

@@ -18,9 +18,9 @@ Stages (the contract of `evalbench.suites.base`):
   `artifacts/mtbench/model_judgment/<judge>_single.jsonl`.
 * `finalize`: pairwise comparisons across checkpoints (`pairwise: baseline | all`), both orders,
   per generation seed; `<judge>_pair.jsonl`; the radar plot `artifacts/mtbench/radar.png`.
-  Pairwise scores are merged into the checkpoint's per-question SampleRecords (same sample_id,
-  extra score key `pairwise_win_rate`), so `summarize` must be given the run's samples as read
-  *after* `finalize` (`run.samples(suite="mtbench", checkpoint=..., seed=...)`).
+  `finalize` returns the checkpoint's per-question SampleRecords with the pairwise scores merged
+  in (same sample_id, extra score key `pairwise_win_rate`); they replace the single-grading
+  records (the driver applies them; readers of the store keep the last record of a key).
 * `summarize` (pure): `score` (FastChat's average over all valid ratings), `turn_1`, `turn_2`,
   `category/<name>`, `n_failed`, and with pairwise judging `pairwise_win_rate`
   ((wins + ties/2) / n), `pairwise_win_rate_strict`, `pairwise_loss_rate` and the counts.
@@ -310,7 +310,7 @@ class MTBench(Suite):
         return SamplingSpec(temperature=temperature, max_tokens=o.max_new_tokens, n=n, seed=req_seed)
 
     def generate(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int) -> list[GenerationRecord]:
-        """Both turns of every selected question; records are appended to `ctx.run`."""
+        """Both turns of every selected question: turn-1 records, then one turn-2 record per question."""
         questions = self.selected(ctx)
         n = self.options.num_choices
         name = checkpoint.name
@@ -321,7 +321,6 @@ class MTBench(Suite):
                                desc=f"mtbench turn 1 [{name} seed {seed}]")
         records = [to_record(SUITE, name, seed, it, g, checkpoint.backend.key(it.request))
                    for it, g in zip(t1_items, gens1)]
-        ctx.run.append_generations(records)
 
         # Turn 2, one request per choice: choice c continues choice c's own first answer.
         t2_items: list[Item] = []
@@ -343,7 +342,6 @@ class MTBench(Suite):
             per_question[qi].append((it, g))
         t2_records = [self._turn2_record(name, seed, per_question[qi], checkpoint)
                       for qi in sorted(per_question)]
-        ctx.run.append_generations(t2_records)
         records += t2_records
 
         answers, failures = answers_from_generations(records, checkpoint=name, seed=seed,
@@ -379,6 +377,11 @@ class MTBench(Suite):
         stamp = time.time()
         mt.write_model_answers(path, [dataclasses.replace(a, tstamp=stamp) for a in answers.values()])
 
+    def read_replay(self, path: Path) -> dict[str, list[tuple[str, ...]]]:
+        """A FastChat model_answer file for the replay backend: {question id: [choice turns, ...]}."""
+        answers = mt.read_model_answers(Path(path), self.questions())
+        return {str(qid): [tuple(c) for c in a.choices] for qid, a in answers.items()}
+
     # -- single-answer grading ------------------------------------------------------------------
 
     def _judge(self, ctx: SuiteContext):
@@ -400,7 +403,7 @@ class MTBench(Suite):
 
     def score(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int,
               generations: Sequence[GenerationRecord]) -> list[SampleRecord]:
-        """Single-answer grading of both turns; SampleRecords are appended to `ctx.run`."""
+        """Single-answer grading of both turns; one SampleRecord per selected question."""
         if not self.options.single:
             return []
         model = fastchat_model_name(checkpoint.name, seed)
@@ -416,7 +419,7 @@ class MTBench(Suite):
     def judge_answers(self, ctx: SuiteContext, checkpoint: str, seed: int,
                       answers: Mapping[int, mt.ModelAnswer], *, failures: Mapping[int, str] | None = None,
                       model: str | None = None) -> list[SampleRecord]:
-        """Grade turns 1 and 2 of every answer; write FastChat judgments and append SampleRecords.
+        """Grade turns 1 and 2 of every answer; write FastChat judgments; return SampleRecords.
 
         Args:
             checkpoint: the record's checkpoint name; `model` the FastChat model name (default: the same).
@@ -462,7 +465,6 @@ class MTBench(Suite):
                     scores={"score": None, "turn_1": None, "turn_2": None}, error=failures[qid],
                     data={"question_id": qid, "category": q.category if q else None, "model": model,
                           "judge": judge_name}))
-        ctx.run.append_samples(records)
         n_bad = sum(j.score is None for j in judgments)
         log.info("mtbench [%s]: %d ratings, %d failed, %d questions without answers", model, len(judgments),
                  n_bad, len(failures))
@@ -503,11 +505,16 @@ class MTBench(Suite):
 
     # -- pairwise -------------------------------------------------------------------------------
 
-    def finalize(self, ctx: SuiteContext, checkpoints: Sequence[Checkpoint], seeds: Sequence[int]) -> None:
-        """Pairwise judging across checkpoints (per generation seed) and the radar plot."""
+    def finalize(self, ctx: SuiteContext, checkpoints: Sequence[Checkpoint], seeds: Sequence[int],
+                 generations: Sequence[GenerationRecord], samples: Sequence[SampleRecord]) -> list[SampleRecord]:
+        """Pairwise judging across checkpoints (per generation seed) and the radar plot.
+
+        Returns each judged question's SampleRecord with its pairwise scores merged in (same key as
+        the single-grading record of `samples`, which it replaces).
+        """
+        merged: list[SampleRecord] = []
         if self.options.pairwise != "none":
             names = [c.name for c in checkpoints]
-            generations = ctx.run.generations(suite=SUITE)
             for seed in seeds:
                 sides = []
                 for name in names:
@@ -524,12 +531,14 @@ class MTBench(Suite):
                         sides.append(baseline)
                 pairs = self.pairs([s.checkpoint for s in sides], baseline.checkpoint if baseline else None)
                 if pairs:
-                    self.judge_pairs(ctx, seed, sides, pairs,
-                                     baseline=baseline.checkpoint if baseline else None)
+                    _, records = self.judge_pairs(ctx, seed, sides, pairs, samples=samples,
+                                                  baseline=baseline.checkpoint if baseline else None)
+                    merged += records
                 else:
                     log.warning("mtbench pairwise: nothing to compare for seed %d (models: %s)", seed,
                                 ", ".join(s.checkpoint for s in sides) or "none")
-        self.write_radar(ctx)
+        self.write_radar(ctx, samples)
+        return merged
 
     def _baseline_side(self, sides: list[Side], names: Sequence[str], seed: int) -> Side:
         o = self.options
@@ -556,13 +565,14 @@ class MTBench(Suite):
         return list(combinations(names, 2))
 
     def judge_pairs(self, ctx: SuiteContext, seed: int, sides: Sequence[Side],
-                    pairs: Sequence[tuple[str, str]], *,
-                    baseline: str | None = None) -> list[mt.PairJudgment]:
-        """Judge every pair on both turns in both orders; write `<judge>_pair.jsonl`; merge samples.
+                    pairs: Sequence[tuple[str, str]], *, samples: Sequence[SampleRecord] = (),
+                    baseline: str | None = None) -> tuple[list[mt.PairJudgment], list[SampleRecord]]:
+        """Judge every pair on both turns in both orders; write `<judge>_pair.jsonl`.
 
-        Each non-baseline side gets per-question pairwise scores merged into its SampleRecords
-        (seed `seed`): `pairwise_win_rate` = (wins + ties/2) / n over that question's valid
-        comparisons (2 turns x opponents), and the counts in `data["pairwise"]`.
+        Returns the judgments and, for each non-baseline side, its SampleRecords (seed `seed`) with
+        per-question pairwise scores merged into the matching record of `samples`:
+        `pairwise_win_rate` = (wins + ties/2) / n over that question's valid comparisons
+        (2 turns x opponents), and the counts in `data["pairwise"]`.
         """
         judge = self._judge(ctx)
         judge_name = self.judge_name(ctx)
@@ -600,11 +610,11 @@ class MTBench(Suite):
                              [mt.pair_judgment_to_fastchat(j) for _, _, j in judgments],
                              key=lambda r: (r["question_id"], r["model_1"], r["model_2"], r["turn"],
                                             tuple(r["judge"])))
-        self._merge_pair_samples(ctx, seed, judgments, baseline, judge_name, by_name)
-        return [j for _, _, j in judgments]
+        records = self._merge_pair_samples(samples, seed, judgments, baseline, judge_name, by_name)
+        return [j for _, _, j in judgments], records
 
-    def _merge_pair_samples(self, ctx: SuiteContext, seed: int, judgments, baseline: str | None,
-                            judge_name: str, by_name: Mapping[str, Side]) -> None:
+    def _merge_pair_samples(self, samples: Sequence[SampleRecord], seed: int, judgments, baseline: str | None,
+                            judge_name: str, by_name: Mapping[str, Side]) -> list[SampleRecord]:
         counts: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
 
         def slot(ckpt: str, qid: int) -> dict[str, Any]:
@@ -630,7 +640,8 @@ class MTBench(Suite):
         questions = self.questions()
         records = []
         for ckpt, per_q in counts.items():
-            existing = {s.sample_id: s for s in ctx.run.samples(suite=SUITE, checkpoint=ckpt, seed=seed)}
+            existing = {s.sample_id: s for s in samples
+                        if (s.suite, s.checkpoint, s.seed) == (SUITE, ckpt, seed)}
             for qid, c in sorted(per_q.items()):
                 n = c["win"] + c["loss"] + c["tie"]
                 rate = (c["win"] + c["tie"] / 2) / n if n else None
@@ -645,13 +656,13 @@ class MTBench(Suite):
                     error = "; ".join(e for e in (error, "pairwise: no valid verdict") if e)
                 records.append(SampleRecord(suite=SUITE, checkpoint=ckpt, seed=seed, sample_id=str(qid),
                                             scores=scores, error=error, data=data))
-        ctx.run.append_samples(records)
+        return records
 
     # -- outputs --------------------------------------------------------------------------------
 
-    def write_radar(self, ctx: SuiteContext) -> Path | None:
+    def write_radar(self, ctx: SuiteContext, samples: Sequence[SampleRecord]) -> Path | None:
         """`artifacts/mtbench/radar.png`: per-category scores of every checkpoint (mean over seeds)."""
-        means = category_means(ctx.run.samples(suite=SUITE))
+        means = category_means(samples)
         if not means:
             return None
         from evalbench.suites.mtbench.plots import radar_plot

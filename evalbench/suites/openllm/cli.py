@@ -3,10 +3,10 @@
     evalbench openllm --model BASE [--adapter NAME=PATH ...] [--tasks arc_challenge,gsm8k] [--limit 20]
                       [--backend inprocess|server] [--base-url URL] [--suite openllm|openllm_v2]
 
-Writes one run (results/runs/<run_id>/) through the ResultsStore: SampleRecords per document,
-lm-eval's results and samples under artifacts/openllm/<checkpoint>/, summary.json. The run id
-defaults to a hash of the command's spec, so running the same command again resumes it and
-recomputes nothing that finished.
+A preset of `evalbench run --suite openllm` (the same RunSpec, so the same run id whichever command
+started it): SampleRecords per document, lm-eval's results and samples under
+artifacts/openllm/<checkpoint>/, summary.json. The run id defaults to a hash of the spec, so
+running the same command again resumes it and recomputes nothing that finished.
 """
 
 from __future__ import annotations
@@ -93,15 +93,16 @@ def build_options(args: argparse.Namespace):
     return validate_spec(OpenLLMOptions, data, source="evalbench openllm")
 
 
-def run(args: argparse.Namespace) -> int:
-    from evalbench.config import parse_adapter_arg
+def spec_from_args(args: argparse.Namespace):
+    """The RunSpec of `evalbench openllm`: the same spec (and run id) as the equivalent `evalbench run`.
+
+    `evalbench openllm --model M --tasks T --limit 5` is `evalbench run --suite openllm --model M
+    --limit 5 --set suite_options.openllm.tasks=[T]`: options equal to their defaults are left out,
+    as `run` leaves out what is not given.
+    """
+    from evalbench.config import parse_adapter_arg, validate_spec
     from evalbench.errors import InputError
-    from evalbench.io import canonical_json, sha256_text
-    from evalbench.api import summarize_run
-    from evalbench.provenance import adapter_identity
-    from evalbench.runspec import checkpoint_meta
-    from evalbench.store import ResultsStore
-    from evalbench.suites.base import SUITES, Checkpoint, SuiteContext
+    from evalbench.runspec import RunSpec
 
     options = build_options(args)
     adapters = [parse_adapter_arg(a) for a in args.adapter]
@@ -114,33 +115,36 @@ def run(args: argparse.Namespace) -> int:
     for a in adapters:
         if not Path(a.path).is_dir():
             raise InputError(f"adapter '{a.name}' directory not found", path=a.path, field="--adapter")
-    suite = SUITES.get(args.suite)(options)
-    seeds = tuple(args.seed or [0])
-    spec = {"command": "openllm", "suite": args.suite, "model": args.model, "base_name": None if args.no_base else base_name,
-            "adapters": [{"name": a.name, "path": str(Path(a.path).resolve()),
-                          "sha256": adapter_identity(a.name, a.path)["sha256"]} for a in adapters],
-            "seeds": list(seeds), "options": options.model_dump(mode="json")}
-    spec_hash = sha256_text(canonical_json(spec))
-    store = ResultsStore(args.results)
-    run_id = args.run_id or f"openllm-{spec_hash[:12]}"
-    # Every input check (names, offline files, chat template) before the run or any engine starts.
-    plan = suite.prepare(args.model, store.runs_dir / run_id / "artifacts" / "openllm" / "tasks", options.limit)
-    run_handle = store.start(spec, spec_hash, run_id=run_id, data_files=plan.data_files, kind="openllm")
-    ctx = SuiteContext(run=run_handle, limit=options.limit)
-    checkpoints = ([] if args.no_base else [Checkpoint(base_name, None, args.model, None,
-                                                       checkpoint_meta(base_name, None))])
-    checkpoints += [Checkpoint(a.name, None, args.model, str(Path(a.path).resolve()),
-                               checkpoint_meta(a.name, a.path)) for a in adapters]
-    with run_handle.recording():
-        for ck in checkpoints:
-            for seed in seeds:
-                suite.score(ctx, ck, seed, [])
-        rows = summarize_run(run_handle, [suite], checkpoints, seeds, judge_name=None)
-        from evalbench.aggregate.summarize import aggregate_results
+    suite_options = options.model_dump(mode="json", exclude_defaults=True)
+    limit = suite_options.pop("limit", None)
+    model: dict[str, Any] = {"base": args.model}
+    if args.served_name:
+        model["served_name"] = args.served_name
+    if adapters:
+        model["adapters"] = [a.model_dump() for a in adapters]
+    if args.no_base:
+        model["include_base"] = False
+    data: dict[str, Any] = {"suites": [args.suite], "model": model, "results_dir": str(args.results)}
+    if suite_options:
+        data["suite_options"] = {args.suite: suite_options}
+    if limit is not None:
+        data["limit"] = limit
+    if args.seed:
+        data["seeds"] = list(args.seed)
+    return validate_spec(RunSpec, data, source="evalbench openllm")
 
-        run_handle.write_results(rows, aggregate=aggregate_results(rows))
-    _print_table(rows, suite.tasks)
-    print(f"run written to {run_handle.path}")
+
+def run(args: argparse.Namespace) -> int:
+    """`evalbench openllm` is `evalbench run --suite openllm|openllm_v2` with lm-eval's options."""
+    from evalbench.api import run as run_spec
+    from evalbench.suites.base import SUITES
+
+    spec = spec_from_args(args)
+    handle = run_spec(spec, run_id=args.run_id)
+    tasks = SUITES.get(args.suite)(SUITES.get(args.suite).Options.model_validate(
+        spec.suite_options.get(args.suite, {}))).tasks
+    _print_table(handle.summary()["results"], tasks)
+    print(f"run written to {handle.path}")
     return 0
 
 

@@ -3,8 +3,9 @@
 lm-eval does both generation and scoring, so `generate` returns nothing and `score` runs lm-eval
 for the checkpoint (`checkpoint.base_model` + `checkpoint.adapter_path`, in a worker subprocess;
 see runner.py), saves lm-eval's results and per-sample logs under
-`run.artifacts/openllm/<checkpoint>/` and appends one SampleRecord per document
-(`sample_id = <task>/<doc_id>`, scores keyed `<task>/<metric>`). `summarize` is pure over those
+`run.artifacts/openllm/<checkpoint>/` and returns one SampleRecord per document
+(`sample_id = <task>/<doc_id>`, scores keyed `<task>/<metric>`); lm-eval's task versions go into
+run.json through `ctx.header["openllm"]`. `summarize` is pure over those
 records: `<task>/<metric>`, `<task>/<metric>_stderr` and `average` (v1: the mean of the six headline
 metrics; v2: the leaderboard's normalised benchmark scores and their mean).
 
@@ -79,6 +80,10 @@ class OpenLLM(Suite):
             self._plan_dir = task_dir
         return self._plan
 
+    def check(self, model: str, artifacts: Path, limit: int | None = None) -> None:
+        """Names, offline data and chat template, and the offline task files, before the run starts."""
+        self.prepare(model, artifacts / "openllm" / "tasks", limit)
+
     def plan(self, ctx: SuiteContext, model: str) -> Plan:
         return self.prepare(model, ctx.artifacts / "openllm" / "tasks", ctx.limit)
 
@@ -91,17 +96,11 @@ class OpenLLM(Suite):
         plan = self.plan(ctx, checkpoint.base_model)
         out = ctx.artifacts / "openllm" / checkpoint.name
         target = Target(checkpoint.name, checkpoint.base_model, checkpoint.adapter_path, dict(checkpoint.meta))
-        report = run_checkpoint(target, plan, options, out, log_dir=ctx.run.path / "logs")
+        report = run_checkpoint(target, plan, options, out, log_dir=ctx.log_dir)
         records = load_records(out, plan, suite=self.name, checkpoint=checkpoint.name, seed=seed)
-        have = {s.sample_id for s in ctx.run.samples(suite=self.name, checkpoint=checkpoint.name, seed=seed)}
-        fresh = [r for r in records if r.sample_id not in have]
-        if fresh:
-            ctx.run.append_samples(fresh)
         versions = lm_eval_versions(out, plan)
-        header = ctx.run.header()
-        recorded = dict(header.get("openllm", {}))
+        recorded = ctx.header.setdefault("openllm", {})
         recorded[checkpoint.name] = {**versions, "computed": report["computed"], "data_files": plan.data_files}
-        ctx.run.update_header(openllm=recorded)
         return records
 
     def summarize(self, samples: Sequence[SampleRecord]) -> dict[str, float | int | None]:

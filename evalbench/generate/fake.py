@@ -1,0 +1,105 @@
+"""FakeBackend: deterministic scripted or echo answers, in process, for tests and dry runs.
+
+    backend = FakeBackend("pol_a", responder=lambda body: "Rating: [[7]]")
+    CachedBackend(backend, cache).generate(requests)
+
+A responder gets the request as an OpenAI-style body (`model`, `messages` or `prompt`, `n`,
+`temperature`, `max_tokens`, `seed`, `logprobs`), the same shape the HTTP stub
+(`evalbench.serve.stub`) hands its responders, so one script serves both. It returns one text for
+every choice or a list of texts (one per choice, cycled). `top_logprobs(body)` gives the first
+token's alternatives when log-probs are asked for; `token_logprob` scores every other token.
+Every request is recorded in `requests`, so a test can count what reached the "model".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
+
+Responder = Callable[[dict[str, Any]], "str | Sequence[str]"]
+
+
+def echo(body: dict[str, Any]) -> str:
+    """The default answer: `echo: ` + the last message (or the prompt), cut to 200 characters."""
+    if "messages" in body:
+        return "echo: " + str(body["messages"][-1].get("content", ""))[:200]
+    return "echo: " + str(body.get("prompt", ""))[:200]
+
+
+def request_body(model: str, req: GenRequest) -> dict[str, Any]:
+    """The OpenAI-style body of `req`, as a scripted responder sees it."""
+    s = req.sampling
+    body: dict[str, Any] = {"model": model, "n": s.n, "temperature": s.temperature, "top_p": s.top_p,
+                            "max_tokens": s.max_tokens, "seed": s.seed, "logprobs": bool(s.logprobs)}
+    if req.messages is not None:
+        body["messages"] = [dict(m) for m in req.messages]
+    else:
+        body["prompt"] = req.prompt
+        body["echo"] = req.echo
+    if s.top_logprobs is not None:
+        body["top_logprobs"] = s.top_logprobs
+    structured = s.structured_outputs()
+    if structured is not None:
+        body["structured_outputs"] = structured
+    return body
+
+
+class FakeBackend:
+    """A backend answering from a script; `who` names it so its answers never mix with a model's."""
+
+    def __init__(self, model: str = "fake", *, responder: Responder = echo,
+                 top_logprobs: Callable[[dict[str, Any]], list[tuple[str, float]]] | None = None,
+                 token_logprob: float = -0.5, fail: Callable[[dict[str, Any]], str | None] | None = None):
+        self.model = model
+        self.responder = responder
+        self.top_logprobs = top_logprobs
+        self.token_logprob = token_logprob
+        # fail(body) -> an error message makes that request a failed Generation (None: answer it).
+        self.fail = fail
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def who(self) -> dict[str, Any]:
+        return {"engine": "fake", "model": self.model}
+
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
+    def generate_uncached(self, requests: Sequence[GenRequest], *,
+                          on_result: Callable[[int, Generation], None] | None = None,
+                          desc: str | None = None) -> list[Generation]:
+        out = []
+        for i, req in enumerate(requests):
+            gen = self._answer(req)
+            if on_result is not None:
+                on_result(i, gen)
+            out.append(gen)
+        return out
+
+    def _answer(self, req: GenRequest) -> Generation:
+        body = request_body(self.model, req)
+        with self._lock:
+            self.requests.append(body)
+        error = self.fail(body) if self.fail is not None else None
+        if error:
+            return Generation(error=error)
+        answer = self.responder(body)
+        n = req.sampling.n
+        texts = [answer] * n if isinstance(answer, str) else [answer[i % len(answer)] for i in range(n)]
+        want_logprobs = bool(req.sampling.logprobs or req.echo)
+        choices = tuple(Choice(text=t, finish_reason="stop",
+                               logprobs=self._logprobs(body, t) if want_logprobs else None) for t in texts)
+        return Generation(choices=choices, usage={"prompt_tokens": 1, "completion_tokens": len(texts[0].split())})
+
+    def _logprobs(self, body: dict[str, Any], text: str) -> tuple[TokenLogprob, ...]:
+        # Whitespace tokens: enough for sums, counts and entropy estimates in tests.
+        tokens = text.split() or [text]
+        top = tuple(self.top_logprobs(body)) if self.top_logprobs is not None else ()
+        first_lp = top[0][1] if top else self.token_logprob
+        first = TokenLogprob(top[0][0] if top else tokens[0], first_lp, top)
+        return (first, *(TokenLogprob(t, self.token_logprob) for t in tokens[1:]))
