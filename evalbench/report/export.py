@@ -3,10 +3,11 @@
 `results/leaderboard.csv` (`export_leaderboard`): the fixed identity columns `LEADERBOARD_COLUMNS`
 first, in that order, then for every (suite, metric) column, in order of appearance, the fields
 `METRIC_FIELDS` named `<suite>.<metric>.<field>` (e.g. `alpaca.win_rate.mean`). Mean, std and the
-Student-t interval are over seed units (training x generation seeds); `delta`, `p_value`,
-`p_adjusted` and `significant` compare the group with `--baseline` exactly as `evalbench compare`
-does (paired bootstrap on per-sample scores, clustered over seeds, else Welch; Holm-corrected over
-the whole table by default). Without a baseline those columns are empty. List-valued cells
+Student-t interval are over models (checkpoints; generation seeds averaged within each, see
+docs/statistics.md); `delta`, `p_value`, `p_adjusted`, `significant`, `test`, the CI of the
+difference, `mde` (80 % power), `n_models` and `n_prompts` compare the group with `--baseline`
+exactly as `evalbench compare` does (the hierarchical test over training seeds and prompts, else
+Welch on model means; Holm-corrected over the whole family by default). Without a baseline those columns are empty. List-valued cells
 (seeds, run ids, several adapters of one group) are joined with ';'.
 
 The AlpacaEval CSV (`export_alpaca_leaderboard`) has exactly the columns of alpaca_eval's
@@ -38,7 +39,8 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds", "judge",
     "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version")
 METRIC_FIELDS: tuple[str, ...] = (
-    "mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant")
+    "mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
+    "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts")
 
 # alpaca_eval's leaderboard CSV (src/alpaca_eval/leaderboards/data_AlpacaEval_2/*.csv): the first
 # column is the unnamed pandas index holding the model name.
@@ -119,7 +121,12 @@ def leaderboard_rows(runs: Sequence[RunData] | ResultSet, *, baseline: str | Non
                     "n": None if cell is None else cell.n,
                     "delta": None if o is None else o.delta, "p_value": None if o is None else o.p_value,
                     "p_adjusted": None if o is None else o.p_adjusted,
-                    "significant": None if o is None else o.significant}
+                    "significant": None if o is None else o.significant,
+                    "test": None if o is None else o.test,
+                    "delta_ci_low": None if o is None else o.delta_ci_low,
+                    "delta_ci_high": None if o is None else o.delta_ci_high,
+                    "mde": None if o is None else o.mde, "n_models": None if o is None else o.n_models,
+                    "n_prompts": None if o is None else o.n_prompts}
             for f in METRIC_FIELDS:
                 row[f"{s}.{m}.{f}"] = vals[f]
         rows.append({c: row.get(c) for c in columns})

@@ -21,7 +21,8 @@ from tests.unit.synth_runs import Unit, make_run, scores
 # The fixed column order, spelled out: changing it breaks downstream readers, so it must be a decision.
 EXPECTED_FIXED = ["group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds",
                   "judge", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version"]
-EXPECTED_FIELDS = ["mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant"]
+EXPECTED_FIELDS = ["mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
+                   "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts"]
 
 
 def _alpaca_metrics(wr, lc, length, n_wins):
