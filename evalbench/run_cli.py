@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
+    from evalbench.argtypes import fraction, positive_int
+
     p = subparsers.add_parser("run", help="evaluate a base model and its adapters on suites over seeds",
                               description="Example: evalbench run --suite alpaca,mtbench --model BASE "
                                           "--adapter dpo=ckpts/dpo --judge vllm:JUDGE --seeds 0,1,2")
@@ -31,7 +33,10 @@ def add_command(subparsers) -> None:
     p.add_argument("--unconstrained-judge", action="store_true",
                    help="do not constrain a local judge's verdicts with structured outputs")
     p.add_argument("--seeds", help="comma-separated generation seeds (default 0)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items of each suite")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each suite")
+    p.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
+                   help="allowed fraction of failed generations/judgments per suite x checkpoint (e.g. 0.01 or "
+                        "1%%); above it the run exits with code 3 after writing its results (default 0)")
     p.add_argument("--baseline", help="checkpoint group to compare against (default: the base model)")
     p.add_argument("--results", help="results root (default: results)")
     p.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
@@ -105,7 +110,20 @@ def run(args: argparse.Namespace) -> int:
     handle = run_spec(spec, run_id=args.run_id)
     print_summary(handle)
     compare_and_export(handle, spec)
+    enforce_failures(handle, args.max_failed)
     return 0
+
+
+def enforce_failures(handle, max_failed: float) -> None:
+    """List failed items per suite x checkpoint; exit code 3 above `max_failed` (docs/reliability.md)."""
+    from evalbench.failures import count_failures, enforce_failure_policy, failure_lines
+
+    rows = handle.summary()["results"]
+    lines = failure_lines(count_failures(rows))
+    if lines:
+        print("failed items (rerun the same command to retry exactly these):")
+        print("\n".join(lines))
+    enforce_failure_policy(rows, max_failed)
 
 
 def compare_and_export(handle, spec) -> dict[str, Path]:

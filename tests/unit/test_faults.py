@@ -207,3 +207,56 @@ def test_alpaca_judge_cli_rejects_bad_option_values_in_one_line(option, value, t
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"argument {option}: expected" in err
+
+
+def _policy(body):
+    text = body["messages"][-1]["content"]
+    return f"answer {stable_hash(text) % 97}: {text[:25]}"
+
+
+def _run_argv(tmp_path, name, policy_url, judge_url, *extra):
+    return ["-q", "run", "--suite", "alpaca", "--limit", "30", "--model", "pol", "--model-url", policy_url,
+            "--model-key-env", "NO_SUCH_KEY", "--judge", f"url={judge_url},model=judge,key_env=NO_SUCH_KEY",
+            "--results", str(tmp_path / name), "--set", f"cache_path={tmp_path / name / 'cache.sqlite'}",
+            "--set", "model.endpoint.max_retries=12", "--set", "judge.endpoint.max_retries=12", *extra]
+
+
+def test_evalbench_run_with_a_faulty_generator_and_judge_equals_the_fault_free_run(tmp_path, capsys):
+    from evalbench.cli import main
+    from evalbench.serve.stub import Fault
+    from evalbench.store import ResultsStore
+
+    kinds = tuple(k for k in FAULT_KINDS if k != "timeout")  # the run's client timeout is the real one (120 s)
+    with StubServer(models=("pol",), state=StubState(responder=_policy)) as pol, \
+            StubServer(models=("judge",), state=StubState(responder=lambda b: "m",
+                                                          top_logprobs=_verdict_logprobs)) as judge:
+        assert main(_run_argv(tmp_path, "clean", pol.base_url, judge.base_url)) == 0
+        paid = (pol.request_count, judge.request_count)
+        with FaultProxy(pol.base_url, FaultPlan(rate=0.3, kinds=kinds, seed=4)) as pol_proxy, \
+                FaultProxy(judge.base_url, FaultPlan(rate=0.3, kinds=kinds, seed=5)) as judge_proxy:
+            assert main(_run_argv(tmp_path, "faulty", pol_proxy.base_url, judge_proxy.base_url)) == 0
+        assert (pol.request_count, judge.request_count) == (2 * paid[0], 2 * paid[1])  # each paid once
+        assert sum(pol_proxy.stats.faults.values()) and sum(judge_proxy.stats.faults.values())
+    capsys.readouterr()
+
+    def results(name):
+        run = next(ResultsStore(tmp_path / name).runs())
+        return [(r["checkpoint"], r["n_samples"], r["n_failed"], r["metrics"]) for r in run.summary()["results"]]
+
+    assert results("faulty") == results("clean")
+    assert results("clean")[0][1:3] == (30, 0)
+
+    # A judge that rejects one request for good: the run writes its results and exits 3; a rerun
+    # retries exactly that judgment, and with --max-failed the first run would have passed.
+    state = StubState(responder=lambda b: "m", top_logprobs=_verdict_logprobs, faults=[Fault(at=3, status=400)])
+    with StubServer(models=("pol",), state=StubState(responder=_policy)) as pol, \
+            StubServer(models=("judge",), state=state) as judge:
+        argv = _run_argv(tmp_path, "failing", pol.base_url, judge.base_url)
+        assert main(argv) == 3
+        out, err = capsys.readouterr()
+        assert "1 of 30 items failed" in out and "above --max-failed 0" in err
+        assert results("failing")[0][2] == 1
+        calls = judge.request_count
+        assert main(argv + ["--max-failed", "0.05"]) == 0
+        assert judge.request_count == calls + 1 and pol.request_count == 30
+    assert results("failing") == results("clean")
