@@ -1,6 +1,8 @@
 """`evalbench` command line: argv -> validated spec -> library call -> exit code.
 
-Exit codes: 0 success, 1 a gate failed (regression), 2 usage or data error, 130 interrupted.
+Exit codes: 0 success, 1 a gate failed (regression), 2 usage or data error, 3 the run finished but
+items failed beyond --max-failed, 75 the run directory is in use by another process, 130 interrupted
+(docs/reliability.md).
 Each sub-command lives next to the code it drives and is listed here lazily as
 "module:function"; that function adds its parser to the sub-parser set.
 """
