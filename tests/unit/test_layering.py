@@ -21,6 +21,21 @@ FACADE = "evalbench"
 # train.reward <-> train.trainer: the trainer split by concern (issue 13, requirement 6).
 KNOWN_CYCLES: list[list[str]] = [["evalbench.train.reward", "evalbench.train.trainer"]]
 
+# Private names used across modules, to be made public or moved (each entry is a debt).
+# aggregate.compare uses two helpers of aggregate.stats (the statistics owners decide their names);
+# aggregate.cli's imports of compare's private renderers go with the CLI package (requirement 5).
+KNOWN_PRIVATE_USES: set[str] = {
+    "evalbench.aggregate.compare -> evalbench.aggregate.stats._nanmean",
+    "evalbench.aggregate.compare -> evalbench.aggregate.stats._stats",
+    "evalbench.aggregate.cli -> evalbench.aggregate.compare._legend",
+    "evalbench.aggregate.cli -> evalbench.aggregate.compare._notes",
+    "evalbench.aggregate.cli -> evalbench.aggregate.compare._test_lines",
+    # removed by the trainer split (requirement 6)
+    "evalbench.train.reward -> evalbench.train.data._jsonl_rows",
+    "evalbench.train.reward -> evalbench.train.data._prompt",
+    "evalbench.train.reward -> evalbench.train.trainer._pad",
+}
+
 # What the bottom layers may import from evalbench (besides the package's `__version__`).
 ALLOWED_BELOW: dict[str, set[str]] = {
     "evalbench.errors": set(),
@@ -199,3 +214,37 @@ def test_no_import_climbs_a_layer():
                 climbing.append(f"{module} ({LAYERS[own][0]}) -> {target} "
                                 f"({LAYERS[other][0] if other < len(LAYERS) else 'cli'})")
     assert sorted(climbing) == []
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses() -> set[str]:
+    """`module -> other.module._name` for every private name of another evalbench module used."""
+    mods = module_files()
+    found: set[str] = set()
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        module_aliases: dict[str, str] = {}  # local name -> evalbench module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("evalbench"):
+                for alias in node.names:
+                    if _is_private(alias.name):
+                        found.add(f"{name} -> {node.module}.{alias.name}")
+                    if f"{node.module}.{alias.name}" in mods:
+                        module_aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("evalbench") and alias.asname:
+                        module_aliases[alias.asname] = alias.name
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in module_aliases and _is_private(node.attr)
+                    and module_aliases[node.value.id] != name):
+                found.add(f"{name} -> {module_aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    assert sorted(private_uses() - KNOWN_PRIVATE_USES) == []
