@@ -48,7 +48,14 @@ def add_compare(subparsers) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from evalbench.aggregate.compare import RENDERERS, _legend, _notes, _test_lines, compare_runs, to_rich_table
+    from evalbench.aggregate.compare import (
+        RENDERERS,
+        _legend,
+        _notes,
+        _test_lines,
+        compare_runs,
+        to_rich_table,
+    )
     from evalbench.aggregate.summarize import load_runs
     from evalbench.io import write_text_atomic
 

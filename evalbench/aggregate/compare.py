@@ -137,10 +137,8 @@ def _prompt_means(arr) -> Any:
 
 def _resampled_units(g: GroupData, resampler, prompt_ids: list[str]) -> list[list]:
     """Per model, per generation seed, `weights -> values` closures over that unit's records."""
-    out = []
-    for _, gens in g.unit_records().items():
-        out.append([(lambda w, recs=recs: resampler(recs, prompt_ids, w)) for recs in gens.values()])
-    return out
+    return [[(lambda w, recs=recs: resampler(recs, prompt_ids, w)) for recs in gens.values()]
+            for gens in g.unit_records().values()]
 
 
 def _level(la: str, lb: str) -> str:
@@ -178,8 +176,12 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
     out = TestOutcome(a.suite, metric, a.group, b.group)
     notes: list[str] = []
     ids = sorted(a.prompt_ids() | b.prompt_ids())
-    arr_a = a.score_array(metric, ids) if a.has_samples() else None
-    arr_b = b.score_array(metric, ids) if b.has_samples() else None
+    # A metric with a resampler is derived (not a mean of independent per-sample scores): it is never
+    # tested on per-sample values, even when old runs still carry a per-sample key of that name.
+    resampler = resampler_for(a.suite, metric)
+    derived = resampler is not None and bool(a.unit_records()) and bool(b.unit_records())
+    arr_a = a.score_array(metric, ids) if a.has_samples() and not derived else None
+    arr_b = b.score_array(metric, ids) if b.has_samples() and not derived else None
     paired = arr_a is not None and arr_b is not None
     n_dropped = 0
     if paired:
@@ -189,8 +191,6 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
         if valid.sum() < 2:
             notes.append(f"fewer than 2 prompts with valid '{metric}' scores on both sides")
             paired = False
-    resampler = None if paired else resampler_for(a.suite, metric)
-    derived = resampler is not None and bool(a.unit_records()) and bool(b.unit_records())
     hier_ok = paired or derived
     va, level_a = a.top_level_values(metric)
     vb, level_b = b.top_level_values(metric)

@@ -376,8 +376,8 @@ def report_markdown(report: GateReport) -> str:
              f"Baseline `{report.baseline}`, candidate `{report.candidate}`; {len(report.results)} metric(s) gated, "
              f"p-values {report.correction}-corrected over all of them"
              + (f"; {n_untested} could not be tested" if n_untested else "") + ".", "",
-             "| suite | metric | checkpoint | baseline | candidate | drop | allowed | test | n (base/cand.) "
-             "| CI of Δ | MDE | p | p adj. | α | result |",
+             ("| suite | metric | checkpoint | baseline | candidate | drop | allowed | test | n (base/cand.) "
+              "| CI of Δ | MDE | p | p adj. | α | result |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.results:
         ck = r.candidate_group if r.candidate_group == r.baseline_group else f"{r.candidate_group} vs {r.baseline_group}"

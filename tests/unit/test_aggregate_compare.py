@@ -205,3 +205,21 @@ def test_derived_metric_with_a_resampler_is_recomputed_per_resample(tmp_path, mo
     assert o.delta == pytest.approx(plain.delta)
     # the resampled variance matches the analytic one of the same plain mean up to Monte Carlo error
     assert (o.delta_ci_high - o.delta_ci_low) == pytest.approx(plain.delta_ci_high - plain.delta_ci_low, rel=0.25)
+
+
+def test_a_registered_resampler_wins_over_a_leftover_per_sample_key(tmp_path, monkeypatch):
+    # Old runs carried per-sample pseudo-values under the derived metric's name; with a resampler
+    # registered they must not be tested as independent samples.
+    from evalbench.aggregate.derived import DERIVED
+
+    def mean_wr(records, prompt_ids, weights):
+        by_id = {r.sample_id: r.scores.get("win_rate") for r in records}
+        vals = np.array([by_id[i] for i in prompt_ids], float)
+        return (weights @ vals) / weights.sum(axis=1)
+
+    monkeypatch.setitem(DERIVED._items, "alpaca:win_rate", mean_wr)
+    units = [Unit(f"base-s{s}", scores(50, 50, 20, s), group="base", train_seed=s) for s in range(2)]
+    units += [Unit(f"dpo-s{s}", scores(50, 50, 20, 9 + s), group="dpo", train_seed=s) for s in range(2)]
+    comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
+    o = comp.outcomes[("dpo", "alpaca", "win_rate")]
+    assert o.test == "hierarchical-resampled" and "bootstrap" not in o.p_by_test
