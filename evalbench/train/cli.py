@@ -1,10 +1,10 @@
 """`evalbench train` and `evalbench reward score`.
 
     evalbench train --method dpo --base tiny --data prefs/hh_rlhf_harmless_base_test.jsonl \\
-        --out runs/dpo-s0 --seed 0 [--config benchmarks/train/dpo.yaml --profile tiny] [--set k=v ...]
+        --out runs/dpo-s0 --seed 0 [--config dpo --profile tiny] [--set k=v ...]
     evalbench reward score --model runs/rm-s0 --data answers.jsonl [--out scored.jsonl]
 
-Flags override the recipe (`--config`, a path or a name under benchmarks/train/), and `--set
+Flags override the recipe (`--config`, a path or a packaged recipe name), and `--set
 key.path=value` overrides both. Heavy imports happen inside the handlers.
 """
 
@@ -31,7 +31,7 @@ def add_command(subparsers) -> None:
                     f"metrics.jsonl and training_curves.png. Methods: {methods}.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("run")
-    g.add_argument("--config", help="YAML recipe: a path or a name in benchmarks/train/ (dpo, wpo, ...)")
+    g.add_argument("--config", help="YAML recipe: a path or the name of a packaged recipe (dpo, ipo, kto, orpo_qlora, rm, wpo)")
     g.add_argument("--profile", help="a profile of the recipe (e.g. tiny)")
     g.add_argument("--method", help=f"one of: {', '.join(METHODS.names())}")
     g.add_argument("--base", help="base model: local dir, hub id, or 'tiny' (the embedded tiny model)")
@@ -39,8 +39,9 @@ def add_command(subparsers) -> None:
                                   "hub dataset id")
     g.add_argument("--out", help="output directory (becomes the adapter directory)")
     g.add_argument("--seed", type=int)
-    g.add_argument("--max-steps", type=int)
-    g.add_argument("--epochs", type=float)
+    g.add_argument("--max-steps", type=int, help="optimiser steps (wins over the recipe's epochs)")
+    g.add_argument("--epochs", type=float, help="passes over the data; replaces a recipe's max_steps (give "
+                                                "at most one of --epochs and --max-steps)")
     g.add_argument("--overwrite", **_TRUE, help="replace an existing output directory")
     g.add_argument("--resume", **_TRUE, help="continue from the last checkpoint in --out")
     g.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps")
@@ -62,6 +63,7 @@ def add_command(subparsers) -> None:
     g.add_argument("--wpo-variant", choices=["wpo", "wpo_w", "wpo_l"])
     g = p.add_argument_group("optimisation")
     g.add_argument("--lr", type=float)
+    g.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay")
     g.add_argument("--batch-size", type=int, help="pairs per micro-batch")
     g.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step")
     g.add_argument("--warmup-ratio", type=float)
@@ -84,6 +86,19 @@ def add_command(subparsers) -> None:
     g.add_argument("--limit", type=int, help="use the first N usable rows")
     g.add_argument("--skip-bad-rows", **_TRUE, help="skip (and count) malformed rows instead of failing")
     g.add_argument("--system-prompt")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-data", help="held-out preference data (same formats as --data), evaluated during "
+                                       "training; tokenized like --data")
+    g.add_argument("--eval-split", help="split of a hub --eval-data (default: the --data split)")
+    g.add_argument("--eval-fraction", type=float, help="hold out this fraction of the --data rows instead (not "
+                                                       "trained on; the same rows for every seed)")
+    g.add_argument("--eval-limit", type=int, help="evaluate at most N held-out rows")
+    g.add_argument("--eval-every", type=int, help="evaluate the held-out rows every N optimiser steps (always "
+                                                  "before and after training)")
+    g.add_argument("--eval-batch-size", type=int, help="examples per evaluation / reference forward "
+                                                       "(default: 2 x --batch-size)")
+    g.add_argument("--eval-examples", type=int, help="training examples scored before and after training "
+                                                     "(0: off)")
     p.set_defaults(func=run_train)
 
 
@@ -100,6 +115,9 @@ def spec_from_args(args: argparse.Namespace):
         "save_steps": args.save_steps, "precision": args.precision, "device": args.device,
         "gradient_checkpointing": args.gradient_checkpointing, "precompute_ref": args.precompute_ref,
         "threads": args.threads, "report_to": csv(args.report_to),
+        "eval_batch_size": args.eval_batch_size, "eval_examples": args.eval_examples,
+        "held_out": {"data": args.eval_data, "split": args.eval_split, "fraction": args.eval_fraction,
+                     "limit": args.eval_limit, "every": args.eval_every},
         "quantization": "nf4" if args.qlora else None,
         "data": {"path": args.data, "max_length": args.max_length, "max_prompt_length": args.max_prompt_length,
                  "overlong": args.overlong, "limit": args.limit, "skip_bad_rows": args.skip_bad_rows,
@@ -109,7 +127,7 @@ def spec_from_args(args: argparse.Namespace):
                  "reference_free": args.reference_free, "orpo_lambda": args.orpo_lambda,
                  "simpo_gamma": args.simpo_gamma},
         "wpo": {"enabled": args.wpo, "alignment": args.wpo_alignment, "variant": args.wpo_variant},
-        "optim": {"lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
+        "optim": {"lr": args.lr, "weight_decay": args.weight_decay, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
                   "warmup_ratio": args.warmup_ratio, "max_grad_norm": args.max_grad_norm},
         "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
                  "target_modules": csv(args.target_modules)},
@@ -125,13 +143,18 @@ def run_train(args: argparse.Namespace) -> int:
     meta = json.loads((out / META_FILE).read_text())
     last = meta.get("last") or {}
     after = (meta.get("eval") or {}).get("after") or {}
+    held = (meta.get("held_out") or {}).get("after")
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
 
-    print(f"{spec.method} seed {spec.seed}: {meta['steps']['done']} steps in {meta.get('train_time_s', 0):.1f}s; "
-          f"last loss {fmt(last.get('loss'))}; train-set accuracy {fmt(after.get('rewards/accuracies'))}, "
-          f"margin {fmt(after.get('rewards/margins'))}")
+    line = (f"{spec.method} seed {spec.seed}: {meta['steps']['done']} steps in {meta.get('train_time_s', 0):.1f}s; "
+            f"last loss {fmt(last.get('loss'))}; train-set accuracy {fmt(after.get('rewards/accuracies'))}, "
+            f"margin {fmt(after.get('rewards/margins'))}")
+    if held:
+        line += (f"; held-out loss {fmt(held.get('loss'))}, accuracy {fmt(held.get('rewards/accuracies'))}, "
+                 f"margin {fmt(held.get('rewards/margins'))}")
+    print(line)
     print(out)
     return 0
 

@@ -145,7 +145,7 @@ def iter_rows(spec) -> tuple[str, str | None, Iterator[tuple[int, dict | RowErro
         return _hub_rows(spec)
     assert path is not None
     name = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    readers = {".jsonl": _jsonl_rows, ".jsonl.gz": _jsonl_rows, ".json": _json_rows, ".json.gz": _json_rows,
+    readers = {".jsonl": jsonl_rows, ".jsonl.gz": jsonl_rows, ".json": _json_rows, ".json.gz": _json_rows,
                ".parquet": _parquet_rows}
     reader = readers.get(name.lower())
     if reader is None:
@@ -154,7 +154,8 @@ def iter_rows(spec) -> tuple[str, str | None, Iterator[tuple[int, dict | RowErro
     return str(path), sha256_file(path), reader(path)
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    """(line number, object or RowError) for each non-blank line of a JSONL file (.gz too)."""
     with open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -226,7 +227,12 @@ def _messages(value: Any, name: str) -> tuple[Message, ...]:
     return tuple(out)
 
 
-def _prompt(value: Any) -> tuple[Message, ...]:
+def parse_prompt(value: Any) -> tuple[Message, ...]:
+    """A prompt (a string or a message list not ending with an assistant turn) as messages.
+
+    Raises:
+        RowError: empty, malformed, or ending with an assistant turn.
+    """
     if isinstance(value, str):
         if not value.strip():
             raise RowError("prompt is empty", "prompt")
@@ -282,7 +288,7 @@ def parse_pair(row: dict, ref: RowRef) -> tuple[str, PreferencePair]:
         if name not in row or row[name] is None:
             raise RowError("missing field", name)
     if "prompt" in row and row["prompt"] is not None:
-        prompt = _prompt(row["prompt"])
+        prompt = parse_prompt(row["prompt"])
         chosen = _completion(row["chosen"], "chosen", prompt)
         rejected = _completion(row["rejected"], "rejected", prompt)
         fmt = "ultrafeedback" if isinstance(row["chosen"], list) and len(row["chosen"]) > len(chosen) else "trl"
@@ -333,7 +339,7 @@ def parse_unpaired(row: dict, ref: RowRef) -> UnpairedExample:
         label = bool(label)
     else:
         raise RowError(f"label must be true/false (or 1/0), got {label!r}", "label")
-    prompt = _prompt(row["prompt"])
+    prompt = parse_prompt(row["prompt"])
     return UnpairedExample(prompt, _completion(row["completion"], "completion", prompt), label, ref)
 
 

@@ -1,7 +1,8 @@
 """Training curves from `metrics.jsonl` rows: loss, implicit rewards, accuracy / β / lr.
 
 Headless (matplotlib's Agg backend); the PNG is written atomically. Panels whose metrics a
-method does not log (e.g. accuracies for KTO) are left out.
+method does not log (e.g. accuracies for KTO) are left out. Held-out evaluation rows (`eval/`
+keys) are drawn in the same panels as the training values they mirror, dashed with markers.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from evalbench.io import FILE_MODE
 
 # panel title -> metric keys drawn in it
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("loss", ("loss",)),
-    ("implicit rewards", ("rewards/chosen", "rewards/rejected", "rewards/margins")),
-    ("reward accuracy", ("rewards/accuracies",)),
+    ("loss", ("loss", "eval/loss")),
+    ("implicit rewards", ("rewards/chosen", "rewards/rejected", "rewards/margins", "eval/rewards/margins")),
+    ("reward accuracy", ("rewards/accuracies", "eval/rewards/accuracies")),
     ("schedules", ("beta", "lr")),
 )
 
@@ -56,6 +57,8 @@ def training_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str
                 target = twin
                 target.plot(xs, ys, label=key, color="tab:orange")
                 target.set_ylabel("lr")
+            elif key.startswith("eval/"):  # sparse held-out points: visible markers, dashed
+                target.plot(xs, ys, label=f"held-out {key[5:]}", linestyle="--", marker="o", markersize=3)
             else:
                 target.plot(xs, ys, label=key)
         if name == "implicit rewards":

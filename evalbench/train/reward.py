@@ -63,7 +63,7 @@ class RewardModel:
         """Rewards for (prompt messages, response) pairs, in order."""
         import torch
 
-        from evalbench.train.trainer import _pad
+        from evalbench.train.batches import pad_batch
 
         texts = [self.renderer.render(p, ({"role": "assistant", "content": r},)) for p, r in zip(prompts, responses)]
         heads = self.tokenizer([t[0] for t in texts], add_special_tokens=False)["input_ids"]
@@ -76,7 +76,7 @@ class RewardModel:
         with torch.no_grad():
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start:start + batch_size]
-                ids, att, _ = _pad(chunk, [[] for _ in chunk], self.tokenizer.pad_token_id, self.device)
+                ids, att, _ = pad_batch(chunk, [[] for _ in chunk], self.tokenizer.pad_token_id, self.device)
                 out.extend(reward_scores(self.model, ids, att).cpu().tolist())
                 if progress is not None:
                     progress.advance(len(chunk))
@@ -95,7 +95,8 @@ def load_reward_model(path: str | Path, device: str = "auto") -> RewardModel:
 
     from evalbench.provenance import content_hash, model_identity
     from evalbench.train.data import Renderer
-    from evalbench.train.trainer import META_FILE, load_tokenizer
+    from evalbench.train.layout import META_FILE
+    from evalbench.train.model import load_tokenizer
 
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -146,21 +147,21 @@ def load_reward_model(path: str | Path, device: str = "auto") -> RewardModel:
 
 
 def _row_prompt(row: dict) -> tuple[dict, ...]:
-    from evalbench.train.data import RowError, _prompt
+    from evalbench.train.data import RowError, parse_prompt
 
     if "prompt" not in row or row["prompt"] is None:
         raise RowError("missing field", "prompt")
-    return _prompt(row["prompt"])
+    return parse_prompt(row["prompt"])
 
 
 def read_score_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, tuple | None, str | None]]:
     """(line, row, prompt messages or None, error or None) for each JSONL row."""
-    from evalbench.train.data import RowError, _jsonl_rows
+    from evalbench.train.data import RowError, jsonl_rows
 
     if not path.exists():
         raise InputError("file not found", path=path, field="--data")
     out = []
-    for lineno, row in _jsonl_rows(path):
+    for lineno, row in jsonl_rows(path):
         try:
             if isinstance(row, RowError):
                 raise row

@@ -2,7 +2,8 @@
 
 β annealing (Annealing-DPO / Annealing-IPO; methods.md): β moves from `start` to `end` over
 training along a named shape; no public trainer implements it, so the trainer builds
-`LossParams(beta=beta_at(step, total, start, end, kind))` each step.
+`LossParams(beta=beta_for_step(step, total, start, end, kind))` each step: `start` at the first
+step, `end` at the last.
 
 The learning rate is linear warm-up then decay, the `transformers` convention
 (`get_cosine_schedule_with_warmup` / `get_linear_schedule_with_warmup`): lr(0) = 0, lr(warmup)
@@ -62,6 +63,20 @@ def beta_at(step: int, total_steps: int, start: float, end: float | None = None,
         raise InputError(f"a constant beta schedule ignores end={end}; use kind 'linear' or 'cosine'",
                          field="beta.end")
     return start + (end - start) * shape(_progress(step, 0, total_steps))
+
+
+def beta_for_step(step: int, total_steps: int, start: float, end: float | None = None,
+                  kind: ScheduleKind = "constant") -> float:
+    """β of optimisation step `step` (0-based) of a run of `total_steps` steps.
+
+    `beta_at(step, total_steps - 1, ...)`: `start` at the first step and exactly `end` at the
+    last one (`beta_at(step, total_steps)` would stop one step short of `end`). A one-step run
+    trains at `start`.
+
+    Raises:
+        InputError: as `beta_at`.
+    """
+    return beta_at(step, max(total_steps - 1, 1), start, end, kind)
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float, kind: ScheduleKind = "cosine",

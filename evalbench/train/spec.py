@@ -1,6 +1,6 @@
 """`TrainSpec`: the frozen, validated description of one preference-training run.
 
-A spec comes from keyword arguments, from a YAML recipe (`benchmarks/train/*.yaml`, optionally
+A spec comes from keyword arguments, from a YAML recipe (`evalbench/assets/recipes/train/*.yaml`, optionally
 with a named profile such as `tiny`) and from `key=value` overrides, in that order of
 precedence (overrides win). Everything that decides the result is in the spec, and its hash
 goes into `train_meta.json`.
@@ -18,6 +18,7 @@ reporters, and is what the trainer and the CLI call before loading any model.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,11 +29,14 @@ from pydantic import Field, field_validator, model_validator
 from evalbench.config import Spec, apply_overrides, load_yaml, validate_spec
 from evalbench.errors import InputError
 from evalbench.registry import Registry
+from evalbench.resources import TRAIN_RECIPES
+
+log = logging.getLogger(__name__)
 
 ScheduleKind = Literal["constant", "linear", "cosine"]
 
 # Where `--config dpo` finds its recipe when given a bare name.
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "train"
+RECIPES_DIR = TRAIN_RECIPES  # package data: found outside the source checkout too
 PROFILES_KEY = "profiles"
 # `base: tiny` means the embedded tiny model (evalbench.models.tiny.ensure_tiny_model()).
 TINY_ALIAS = "tiny"
@@ -124,6 +128,12 @@ class LossSpec(Spec):
                              "(a constant schedule would ignore it)")
         return self
 
+    def step_beta(self, step: int, total_steps: int) -> float:
+        """β of optimisation step `step` (0-based) of `total_steps`: `beta` first, `beta_end` at the last."""
+        from evalbench.train.schedules import beta_for_step
+
+        return beta_for_step(step, total_steps, self.beta, self.beta_end, self.beta_schedule)
+
     def params(self, beta: float | None = None):
         """The `LossParams` of this spec (β overridden for a step of an annealed schedule)."""
         from evalbench.train.losses import LossParams
@@ -212,28 +222,69 @@ class OptimSpec(Spec):
         return self
 
 
+class HeldOutSpec(Spec):
+    """Held-out evaluation during training: loss, reward accuracy, margins, chosen/rejected rewards
+    (reward models: accuracy and reward mean/std) on rows the model does not train on.
+
+    The rows come from `data` (a file or hub dataset, read and tokenized like the training data:
+    same lengths, chat template and system prompt; `split` picks a hub split) or, with
+    `fraction`, from that fraction of the training rows, held out and not trained on (a fixed
+    split, the same for every seed). Evaluated before training, every `every` optimiser steps
+    and after the last step; rows go to metrics.jsonl (`eval/...` keys), the first and last to
+    train_meta.json["held_out"].
+    """
+
+    data: str | None = None
+    split: str | None = None
+    limit: int | None = Field(None, ge=1)
+    fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    every: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> HeldOutSpec:
+        if self.data is not None and self.fraction:
+            raise ValueError("give either held_out.data (--eval-data) or held_out.fraction (--eval-fraction), "
+                             "not both")
+        if not self.enabled and (self.every is not None or self.split is not None or self.limit is not None):
+            raise ValueError("held-out options are set but there are no held-out rows; add --eval-data or "
+                             "--eval-fraction")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.data is not None or self.fraction > 0
+
+
 # Run-control fields: they change where and how a run is written, not what it computes, so
 # they are left out of `train_hash` (a resumed run may change them).
 RUN_CONTROL_FIELDS = frozenset({"out", "overwrite", "resume", "save_steps", "report_to", "wandb_project",
-                                "plots", "threads"})
+                                "plots", "threads", "eval_batch_size"})
+# Held-out fields that only decide what is measured; `fraction` stays in: it removes training rows.
+HELD_OUT_MEASUREMENT_FIELDS = frozenset({"data", "split", "limit", "every"})
 
 
 class TrainSpec(Spec):
-    """One training run. See the module docstring and `benchmarks/train/*.yaml` for recipes.
+    """One training run. See the module docstring and `evalbench/assets/recipes/train/*.yaml` for recipes.
 
     Attributes (selected):
         method: a `METHODS` name.
         base: base model (local directory, hub id, or `tiny` for the embedded tiny model).
         out: output directory; it becomes the peft adapter directory.
-        max_steps: optimiser steps; when None, `epochs` passes over the data decide.
+        max_steps: optimiser steps; when None, `epochs` passes over the data decide. In
+            `load_train_spec`, an `epochs` given by the caller (the CLI's `--epochs`) drops a
+            recipe's `max_steps`; giving both explicitly is an error.
         quantization: "nf4" loads the base in 4-bit NF4 through bitsandbytes (QLoRA).
         precision: "auto" = bf16 autocast on a CUDA GPU that supports it, else fp32.
         precompute_ref: compute reference log-probs once before training and cache them on disk
-            (keyed by base-model identity + tokenized data hash), instead of each step.
+            (keyed by base-model identity + tokenized data hash), instead of each step. Ignored,
+            with a logged note, by methods that use no reference (orpo, simpo, reference-free slic).
         save_steps: save a resumable checkpoint every N steps (atomically).
         kto_kl: KTO reference point z from mismatched pairs (False: z = 0).
         eval_examples: score the first N training examples before and after training (loss,
             implicit rewards, accuracy) into train_meta.json["eval"]; 0 turns it off.
+        held_out: evaluation on held-out rows during training (`HeldOutSpec`).
+        eval_batch_size: examples per no-grad forward (evaluations, precomputed reference
+            log-probs); default 2 x optim.batch_size.
     """
 
     method: str
@@ -255,6 +306,8 @@ class TrainSpec(Spec):
     ref_cache_dir: str | None = None
     kto_kl: bool = True
     eval_examples: int = Field(256, ge=0)
+    held_out: HeldOutSpec = HeldOutSpec()
+    eval_batch_size: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)
     report_to: tuple[Literal["wandb", "tensorboard"], ...] = ()
     wandb_project: str = "evalbench"
@@ -280,6 +333,11 @@ class TrainSpec(Spec):
         return self
 
     @property
+    def eval_batch(self) -> int:
+        """Examples per no-grad forward: `eval_batch_size`, else twice the training micro-batch."""
+        return self.eval_batch_size or 2 * self.optim.batch_size
+
+    @property
     def info(self) -> MethodInfo:
         return METHODS.get(self.method)
 
@@ -295,7 +353,11 @@ class TrainSpec(Spec):
         """Hash of everything that decides the trained weights (run-control fields excluded)."""
         from evalbench.io import canonical_json, sha256_text
 
-        return sha256_text(canonical_json(self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))))
+        dump = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
+        held_out = {k: v for k, v in dump.pop("held_out").items() if k not in HELD_OUT_MEASUREMENT_FIELDS}
+        if held_out != {"fraction": 0.0}:  # the default leaves the hash of runs before held-out unchanged
+            dump["held_out"] = held_out
+        return sha256_text(canonical_json(dump))
 
 
 # --------------------------------------------------------------------------- checks
@@ -306,8 +368,8 @@ def check(spec: TrainSpec):
 
     Raises:
         InputError: an option combination the loss cannot honour (e.g. WPO on ORPO, a
-            divergence on SimPO, `reference_free` on DPO, precomputed reference log-probs for a
-            reference-free loss), a β schedule that cannot be evaluated, fp16 on CPU.
+            divergence on SimPO, `reference_free` on DPO), a β schedule that cannot be
+            evaluated, fp16 on CPU. (`precompute_ref` on a reference-free loss is only noted.)
         MissingExtra: torch / peft / transformers, bitsandbytes for nf4, or a requested
             reporter (wandb, tensorboard) is not installed.
     """
@@ -327,8 +389,8 @@ def check(spec: TrainSpec):
     # evaluates the schedule once so that a bad schedule fails here, not at step 1
     beta_at(0, 1, spec.loss.beta, spec.loss.beta_end, spec.loss.beta_schedule)
     if spec.precompute_ref and not info.requires_ref(params):
-        raise InputError(f"method '{spec.method}' uses no reference model; precompute_ref has nothing "
-                         "to precompute", field="precompute_ref")
+        # a recipe written for DPO (precompute_ref: true) stays usable with --method simpo / orpo
+        log.warning("method '%s' uses no reference model: precompute_ref is ignored", spec.method)
     if spec.method != "kto" and spec.kto_kl is not True:
         raise InputError(f"kto_kl is a KTO option; method '{spec.method}' ignores it", field="kto_kl")
     if spec.quantization == "nf4":
@@ -353,7 +415,7 @@ def check(spec: TrainSpec):
 
 
 def recipe_path(config: str | Path) -> Path:
-    """A recipe file: an existing path, else `benchmarks/train/<name>.yaml`."""
+    """A recipe file: an existing path, else a packaged recipe `<name>` (evalbench/assets/recipes/train)."""
     path = Path(config).expanduser()
     if path.exists():
         return path
@@ -384,8 +446,13 @@ def load_train_spec(config: str | Path | None = None, *, profile: str | None = N
     merged), overrides. Keyword fields whose value is None are ignored, so CLI flags that were
     not given do not clobber the recipe.
 
+    Run length: `max_steps` wins over `epochs` inside one layer, so an `epochs` given in
+    `fields` or `overrides` (`--epochs`) drops the `max_steps` of the recipe / profile; it would
+    otherwise be silently ignored. Giving both explicitly is an error.
+
     Raises:
-        InputError: missing recipe, unknown profile, or a validation error naming the key path.
+        InputError: missing recipe, unknown profile, `epochs` and `max_steps` both given, or a
+            validation error naming the key path.
     """
     data: dict[str, Any] = {}
     source = None
@@ -406,7 +473,15 @@ def load_train_spec(config: str | Path | None = None, *, profile: str | None = N
             data = deep_merge(data, profiles[profile])
     elif profile is not None:
         raise InputError("--profile needs --config (profiles live in recipe files)", field="--profile")
-    data = deep_merge(data, _drop_none(fields))
+    explicit = _drop_none(fields)
+    overridden = {o.split("=", 1)[0].strip() for o in overrides}
+    epochs = "epochs" in explicit or "epochs" in overridden
+    if epochs and ("max_steps" in explicit or "max_steps" in overridden):
+        raise InputError("give either epochs (--epochs) or max_steps (--max-steps), not both: max_steps "
+                         "would decide the run length alone", field="--epochs")
+    if epochs and data.pop("max_steps", None) is not None:
+        log.info("epochs given: the recipe's max_steps is dropped")
+    data = deep_merge(data, explicit)
     data = apply_overrides(data, overrides)
     return validate_spec(TrainSpec, data, source=source)
 

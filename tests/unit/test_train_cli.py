@@ -49,7 +49,7 @@ def test_train_from_flags_writes_the_adapter_and_prints_it(model_dir, pairs, tmp
     spec = meta["spec"]
     assert spec["seed"] == 3 and spec["loss"]["beta"] == 0.2 and spec["wpo"]["alignment"] == "greedy"
     assert spec["lora"]["target_modules"] == ["q_proj", "v_proj"] and spec["lora"]["r"] == 4
-    assert [r["beta"] for r in rows(out)] == pytest.approx([0.2, 0.15])  # linear 0.2 -> 0.1 over 2 steps
+    assert [r["beta"] for r in rows(out)] == pytest.approx([0.2, 0.1])  # linear 0.2 -> 0.1, beta_end at the last step
 
 
 def test_recipe_with_flags_on_top(model_dir, pairs, tmp_path):
@@ -136,3 +136,34 @@ def test_reward_score_refuses_a_policy_adapter(model_dir, pairs, tmp_path, capsy
     data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "response": "r"}])
     assert main(["-q", "reward", "score", "--model", str(out), "--data", str(data), "--no-cache"]) == 2
     assert "not a reward model" in capsys.readouterr().err
+
+
+def test_eval_flags_weight_decay_and_a_reference_free_method_on_a_dpo_recipe(model_dir, pairs, tmp_path, capsys):
+    out = tmp_path / "simpo"
+    # the dpo recipe sets precompute_ref: true; simpo has no reference, so it is noted and ignored
+    code = main(common(model_dir, pairs, out, "--config", "dpo", "--profile", "tiny", "--method", "simpo",
+                       "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "data.limit=null",
+                       "--weight-decay", "0.01", "--eval-batch-size", "3", "--eval-fraction", "0.25",
+                       "--eval-every", "1"))
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "held-out loss" in printed
+    meta = json.loads((out / "train_meta.json").read_text())
+    spec = meta["spec"]
+    assert spec["optim"]["weight_decay"] == 0.01 and spec["eval_batch_size"] == 3
+    assert spec["held_out"]["fraction"] == 0.25 and spec["held_out"]["every"] == 1
+    assert meta["reference"]["mode"] == "none" and "ignored" in meta["reference"]["note"]
+    assert meta["held_out"]["examples"] == 2 and meta["data"]["examples"] == 6
+    assert [r["step"] for r in rows(out) if r.get("split") == "eval"] == [0, 1, 2]
+
+
+def test_epochs_flag_replaces_the_recipes_max_steps(model_dir, pairs, tmp_path, capsys):
+    base = ["-q", "train", "--base", str(model_dir), "--data", str(pairs), "--out", str(tmp_path / "e"),
+            "--config", "dpo", "--profile", "tiny", "--batch-size", "4", "--max-length", "64",
+            "--max-prompt-length", "32", "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "data.limit=null",
+            "--set", "plots=false", "--set", "eval_examples=0", "--set", "precompute_ref=false"]
+    assert main([*base, "--epochs", "1"]) == 0  # the profile's max_steps (40) is dropped: 8 pairs / 4 = 2 steps
+    assert json.loads((tmp_path / "e" / "train_meta.json").read_text())["steps"]["total"] == 2
+    capsys.readouterr()
+    assert main([*base, "--epochs", "1", "--max-steps", "3", "--overwrite"]) == 2
+    assert "either epochs (--epochs) or max_steps (--max-steps)" in capsys.readouterr().err

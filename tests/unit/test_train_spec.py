@@ -144,3 +144,55 @@ def test_pydantic_errors_are_input_errors_not_tracebacks():
 
 def test_recipes_dir_is_in_the_repo():
     assert RECIPES_DIR == Path(__file__).resolve().parents[2] / "evalbench" / "assets" / "recipes" / "train"
+
+
+# --------------------------------------------------------------------------- issue 16 traps
+
+
+def test_explicit_epochs_replace_a_recipes_max_steps(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: dpo\nbase: b\nout: o\ndata: {path: d.jsonl}\nprofiles:\n  tiny: {max_steps: 40}\n")
+    assert load_train_spec(recipe, profile="tiny").max_steps == 40
+    s = load_train_spec(recipe, profile="tiny", epochs=3)  # --epochs 3: no longer silently ignored
+    assert s.max_steps is None and s.epochs == 3
+    assert load_train_spec(recipe, profile="tiny", overrides=["epochs=2"]).max_steps is None
+    assert load_train_spec(recipe, profile="tiny", max_steps=5).max_steps == 5
+    with pytest.raises(InputError, match="either epochs .* or max_steps"):
+        load_train_spec(recipe, profile="tiny", epochs=3, max_steps=5)
+
+
+def test_reference_free_methods_note_precompute_ref_instead_of_failing(caplog):
+    pytest.importorskip("torch")
+    for method, extra in (("simpo", {}), ("orpo", {}), ("slic", {"loss": {"reference_free": True}})):
+        caplog.clear()
+        check(make(method=method, precompute_ref=True, **extra))
+        assert "precompute_ref is ignored" in caplog.text, method
+    caplog.clear()
+    check(make(method="dpo", precompute_ref=True))
+    assert "ignored" not in caplog.text
+
+
+def test_weight_decay_eval_batch_size_and_held_out_fields():
+    s = make(optim={"weight_decay": 0.01}, eval_batch_size=3)
+    assert s.optim.weight_decay == 0.01 and s.eval_batch == 3
+    assert make(optim={"batch_size": 4}).eval_batch == 8  # default: twice the micro-batch
+    assert make(held_out={"fraction": 0.2, "every": 5}).held_out.enabled
+    with pytest.raises(InputError, match="either held_out.data"):
+        make(held_out={"fraction": 0.2, "data": "e.jsonl"})
+    with pytest.raises(InputError, match="no held-out rows"):
+        make(held_out={"every": 5})
+    with pytest.raises(InputError, match="held_out.fraction"):
+        make(held_out={"fraction": 1.0})
+
+
+def test_train_hash_counts_a_held_out_fraction_but_not_what_is_measured():
+    a = make()
+    assert a.train_hash() == make(eval_batch_size=4).train_hash()
+    assert a.train_hash() == make(held_out={"data": "e.jsonl", "every": 3}).train_hash()
+    assert a.train_hash() != make(held_out={"fraction": 0.1}).train_hash()  # fewer training rows
+
+
+def test_annealed_beta_reaches_beta_end_at_the_last_step():
+    loss = make(loss={"beta": 0.5, "beta_end": 0.1, "beta_schedule": "linear"}).loss
+    assert [loss.step_beta(s, 5) for s in range(5)] == pytest.approx([0.5, 0.4, 0.3, 0.2, 0.1])
+    assert loss.step_beta(0, 1) == 0.5  # one step: the start value

@@ -61,7 +61,8 @@ def make_spec(rand_model, pairs_file, out, **kw) -> TrainSpec:
 
 
 def losses(out: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (out / METRICS_FILE).read_text().splitlines()]
+    """Training losses per step (held-out evaluation rows, `"split": "eval"`, left out)."""
+    return [r["loss"] for r in rows(out) if "split" not in r]
 
 
 def rows(out: Path) -> list[dict]:
@@ -142,13 +143,14 @@ def test_base_unchanged_lora_changed_and_adapter_reloads(dpo_run, rand_model):
 def test_logits_to_keep_gives_the_same_logps_as_full_logits(rand_model):
     from transformers import AutoModelForCausalLM
 
-    from evalbench.train.trainer import _pad, logits_to_keep, sequence_logps
+    from evalbench.train.batches import logits_to_keep, pad_batch
+    from evalbench.train.objectives import sequence_logps
 
     model = AutoModelForCausalLM.from_pretrained(rand_model).eval()
     # prompts of 5 and 3 tokens, completions of 4 and 6: masks mark the completion tokens
     seqs = [[7, 8, 9, 10, 11, 20, 21, 22, 23], [7, 8, 9, 30, 31, 32, 33, 34, 35]]
     masks = [[0] * 5 + [1] * 4, [0] * 3 + [1] * 6]
-    ids, att, lmask = _pad(seqs, masks, 0, "cpu")
+    ids, att, lmask = pad_batch(seqs, masks, 0, "cpu")
     keep = logits_to_keep(masks, ids.shape[1])
     assert keep == 9 - 2  # the position before the earliest completion token (index 3) onwards
     with torch.no_grad():
@@ -276,9 +278,16 @@ def test_beta_schedule_and_lr_warmup_in_metrics(rand_model, pairs_file, tmp_path
                           loss={"beta": 0.5, "beta_end": 0.1, "beta_schedule": "cosine"},
                           optim={"warmup_ratio": 0.4, "lr": 1e-3}))
     rs = rows(out)
-    assert [r["beta"] for r in rs] == pytest.approx([beta_at(s, 5, 0.5, 0.1, "cosine") for s in range(5)])
+    # issue 16: the last step trains at beta_end (step s of 5 is at progress s / 4)
+    assert [r["beta"] for r in rs] == pytest.approx([beta_at(s, 4, 0.5, 0.1, "cosine") for s in range(5)])
     assert [r["lr"] for r in rs] == pytest.approx([lr_at(s, 5, 2, 1e-3, "cosine") for s in range(5)])
-    assert rs[0]["beta"] == 0.5 and rs[-1]["beta"] < rs[0]["beta"]
+    assert rs[0]["beta"] == 0.5 and rs[-1]["beta"] == pytest.approx(0.1)
+    # the post-training evaluation uses the β of the last step: margins are β times the policy's
+    # log-ratio margin, and the fresh adapter of the "before" evaluation is the reference itself
+    meta = json.loads((out / META_FILE).read_text())
+    before, after = meta["eval"]["before"], meta["eval"]["after"]
+    log_ratio_margin = (after["logps/chosen"] - after["logps/rejected"]) - (before["logps/chosen"] - before["logps/rejected"])
+    assert after["rewards/margins"] == pytest.approx(0.1 * log_ratio_margin, rel=1e-3, abs=1e-6)
 
 
 @pytest.mark.parametrize("method, extra, key", [
@@ -374,7 +383,6 @@ def test_gradient_checkpointing_gives_the_same_losses(rand_model, pairs_file, tm
     ({"method": "orpo", "wpo": {"enabled": True}}, "WPO weighting is not defined for loss 'orpo'"),
     ({"method": "simpo", "loss": {"divergence": "forward_kl"}}, "ignores divergence"),
     ({"method": "dpo", "loss": {"reference_free": True}}, "ignores reference_free"),
-    ({"method": "orpo", "precompute_ref": True}, "no reference model"),
     ({"method": "dpo", "wpo": {"alignment": "greedy"}}, "WPO weighting is off"),
     ({"method": "dpo", "kto_kl": False}, "KTO option"),
     ({"method": "dpo", "precision": "fp16", "device": "cpu"}, "fp16"),
@@ -440,3 +448,91 @@ def test_skip_bad_rows_is_counted_in_meta(rand_model, tmp_path):
     assert torch.get_num_threads() == threads  # `threads` applies to the call only
     data = json.loads((out / META_FILE).read_text())["data"]
     assert data["bad_rows_skipped"] == 2 and data["examples"] == 8 and len(data["bad_row_reasons"]) == 2
+
+
+# --------------------------------------------------------------------------- issue 16: held-out evaluation
+
+
+def test_held_out_fraction_every_n_steps_and_at_the_end(rand_model, pairs_file, tmp_path):
+    out = train(make_spec(rand_model, pairs_file, tmp_path / "h", max_steps=4, plots=True,
+                          held_out={"fraction": 0.25, "every": 2}))
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["data"]["examples"] == 6 and meta["held_out"]["examples"] == 2  # 2 of 8 rows held out
+    all_rows = rows(out)
+    train_rows = [r for r in all_rows if "split" not in r]
+    evals = [r for r in all_rows if r.get("split") == "eval"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    assert [r["step"] for r in evals] == [0, 2, 4]  # before, every 2 steps; the last one is the final eval
+    for key in ("eval/loss", "eval/rewards/accuracies", "eval/rewards/margins", "eval/rewards/chosen",
+                "eval/rewards/rejected"):
+        assert all(isinstance(r[key], float) for r in evals), key
+    assert evals[0]["eval/loss"] == pytest.approx(0.693147, abs=1e-4)  # fresh adapter = reference
+    held = meta["held_out"]
+    assert held["before"]["loss"] == evals[0]["eval/loss"] and held["after"]["loss"] == evals[-1]["eval/loss"]
+    assert held["fraction"] == 0.25 and held["every"] == 2
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+
+def test_held_out_file_does_not_change_the_training_trajectory(rand_model, pairs_file, tmp_path):
+    plain = train(make_spec(rand_model, pairs_file, tmp_path / "a", max_steps=3, lora={"dropout": 0.1}))
+    evaluated = train(make_spec(rand_model, pairs_file, tmp_path / "b", max_steps=3, lora={"dropout": 0.1},
+                                held_out={"data": str(pairs_file), "every": 1, "limit": 4}, eval_batch_size=3))
+    assert losses(evaluated) == losses(plain)  # evaluation draws no random numbers
+    meta = json.loads((evaluated / META_FILE).read_text())
+    assert meta["held_out"]["examples"] == 4 and meta["held_out"]["source"].endswith("pairs.jsonl")
+    assert [r["step"] for r in rows(evaluated) if r.get("split") == "eval"] == [0, 1, 2, 3]
+
+
+def test_reward_model_held_out_accuracy_and_reward_spread(rand_model, pairs_file, tmp_path):
+    out = train(make_spec(rand_model, pairs_file, tmp_path / "rmh", method="rm", max_steps=2,
+                          held_out={"fraction": 0.25}))
+    after = json.loads((out / META_FILE).read_text())["held_out"]["after"]
+    assert 0.0 <= after["rewards/accuracies"] <= 1.0
+    assert after["rewards/std"] >= 0 and isinstance(after["rewards/mean"], float)
+    assert after["rewards/mean"] == pytest.approx((after["rewards/chosen"] + after["rewards/rejected"]) / 2)
+    assert all(r["rewards/std"] >= 0 for r in rows(out) if "split" not in r)
+
+
+# --------------------------------------------------------------------------- issue 16/15: traps, safety
+
+
+def test_reference_free_method_ignores_precompute_ref(rand_model, pairs_file, tmp_path, caplog):
+    out = train(make_spec(rand_model, pairs_file, tmp_path / "o", method="orpo", max_steps=1,
+                          precompute_ref=True, ref_cache_dir=str(tmp_path / "cache")))
+    reference = json.loads((out / META_FILE).read_text())["reference"]
+    assert reference["mode"] == "none" and "precompute_ref ignored" in reference["note"]
+    assert "precompute_ref is ignored" in caplog.text
+    assert not (tmp_path / "cache").exists()
+
+
+def test_weight_decay_reaches_the_optimiser(rand_model, pairs_file, tmp_path):
+    plain = losses(train(make_spec(rand_model, pairs_file, tmp_path / "a", max_steps=3)))
+    decayed = losses(train(make_spec(rand_model, pairs_file, tmp_path / "b", max_steps=3,
+                                     optim={"weight_decay": 50.0})))
+    assert decayed[0] == pytest.approx(plain[0]) and decayed[1:] != pytest.approx(plain[1:])
+
+
+class _Payload:
+    """Unpickling this calls open(marker, "w"): code that runs on load."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_resume_refuses_a_malicious_trainer_state(dpo_run, tmp_path):
+    import shutil
+
+    spec, out = dpo_run
+    crashed = tmp_path / "crashed"
+    shutil.copytree(out, crashed)
+    shutil.rmtree(crashed / "checkpoints" / "step-000010")
+    (crashed / "adapter_config.json").unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"optimizer": _Payload(marker), "rng": {}}, crashed / "checkpoints" / "step-000005" / "trainer_state.pt")
+    with pytest.raises(InputError, match="refusing to load the trainer state") as err:
+        train(spec.model_copy(update={"out": str(crashed), "resume": True}))
+    assert "\n" not in str(err.value) and "trainer_state.pt" in str(err.value)
+    assert not marker.exists()  # the payload never ran
