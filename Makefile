@@ -10,8 +10,18 @@ export TOKENIZERS_PARALLELISM ?= false
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?= -m "not slow and not gpu"
 
-.PHONY: setup demo test test-all bench clean
-setup: $(STAMP)
+.PHONY: setup demo test test-all bench clean browser
+setup: $(STAMP) browser
+
+# A real headless browser checks the HTML report (tests/integration/test_report_browser.py).
+# Debian's chromium, installed when missing and we may (root with apt); otherwise that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (HTML report check)"; \
+	    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+	      || echo "note: could not install chromium; the report browser test will be skipped"; \
+	  else echo "note: chromium not installed; the report browser test will be skipped"; fi; }
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

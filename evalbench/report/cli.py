@@ -65,6 +65,9 @@ def add_report(subparsers) -> None:
     p.add_argument("--iters", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="evalbench report")
+    p.add_argument("--format", dest="formats", action="append", choices=("png", "pdf", "svg"), default=None,
+                   help="also write every plot in this format, for papers (repeatable; PNG is always written "
+                        "and embedded in report.html)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
     p.set_defaults(func=run_report)
 
@@ -76,7 +79,7 @@ def run_report(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs, results_root=args.results)
     files = build_report(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics), test=args.test,
                          correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
-                         title=args.title)
+                         title=args.title, formats=["png", *(args.formats or [])])
     print(f"wrote {files.markdown}, {files.html} and {len(files.images)} plot(s)")
     return 0
 

@@ -1,9 +1,15 @@
-"""PNG plots for reports: plain data in, one file out. matplotlib's object API on the Agg canvas.
+"""Plots for reports: plain data in, one file out. matplotlib's object API on the Agg canvas.
 
 No pyplot: figures are `matplotlib.figure.Figure` objects saved through the Agg backend, so
 nothing touches a display or global backend state (safe in CI, threads and notebooks). Every
 function returns the written path, or None when it has nothing to draw; none raises on empty input.
-matplotlib (and scipy for the KDE) are imported inside the functions (extra `eval`).
+
+Conventions, the same in every figure of a report: one colour per checkpoint group (`colors`,
+from `group_colors` over the report's groups, so a group keeps its colour when another is
+missing from a panel); axes labelled with their unit (`evalbench.report.units`); intervals cut
+at the metric's natural bounds; per-sample scores drawn as ECDFs or, for scores with few levels
+(grades, verdicts), as histograms, never as densities that leak outside the support. The file
+format follows the path's suffix (.png, .pdf, .svg).
 """
 
 from __future__ import annotations
@@ -34,11 +40,17 @@ def _figure(width: float, height: float):
     return fig
 
 
+FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported plot format '{fmt}' (known: {', '.join(FORMATS)})")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=DPI)
+    fig.savefig(path, format=fmt, dpi=DPI)
     return path
 
 
@@ -46,14 +58,30 @@ def _color(i: int) -> str:
     return _PALETTE[i % len(_PALETTE)]
 
 
+def group_colors(groups: Sequence[str]) -> dict[str, str]:
+    """One colour per group, by position in the full group list of a report (stable across panels)."""
+    return {g: _color(i) for i, g in enumerate(dict.fromkeys(groups))}
+
+
+def _colors_for(names: Sequence[str], colors: Mapping[str, str] | None) -> list[str]:
+    colors = colors or {}
+    fallback = group_colors([n for n in names if n not in colors])
+    return [colors.get(n) or fallback[n] for n in names]
+
+
 def bar_chart(panels: Sequence[tuple[str, Sequence[tuple[str, float | None, float | None, float | None, bool]]]],
-              path: str | Path, *, title: str | None = None, ncols: int = 3) -> Path | None:
-    """Bars with error bars, one panel per metric.
+              path: str | Path, *, title: str | None = None, ncols: int = 3,
+              colors: Mapping[str, str] | None = None) -> Path | None:
+    """Bars with error bars, one panel per metric, the y axis labelled with the metric's unit.
 
     Args:
-        panels: `(metric title, [(group, mean, ci_low, ci_high, significant), ...])`; a None CI bound
-            draws no error bar (one seed); a None mean is skipped. Significant bars get a '*' above.
+        panels: `(metric, [(group, mean, ci_low, ci_high, significant), ...])`; a None CI bound
+            draws no error bar (one seed); a None mean is skipped. Intervals are cut at the metric's
+            natural bounds. Significant bars get a '*' placed above the top of their error bar.
+        colors: group -> colour (`group_colors`), the same in every panel and figure.
     """
+    from evalbench.report.units import clip_interval, unit_of
+
     panels = [(t, [b for b in bars if b[1] is not None]) for t, bars in panels]
     panels = [(t, bars) for t, bars in panels if bars]
     if not panels:
@@ -65,16 +93,25 @@ def bar_chart(panels: Sequence[tuple[str, Sequence[tuple[str, float | None, floa
         ax = fig.add_subplot(nrows, ncols, k + 1)
         x = np.arange(len(bars))
         means = np.array([b[1] for b in bars], dtype=float)
-        lo = np.array([b[1] - b[2] if b[2] is not None else 0.0 for b in bars])
-        hi = np.array([b[3] - b[1] if b[3] is not None else 0.0 for b in bars])
-        ax.bar(x, means, color=[_color(i) for i in range(len(bars))], alpha=0.85)
+        clipped = [clip_interval(metric, b[2], b[3]) for b in bars]
+        lo = np.array([max(0.0, b[1] - c[0]) if c[0] is not None else 0.0 for b, c in zip(bars, clipped)])
+        hi = np.array([max(0.0, c[1] - b[1]) if c[1] is not None else 0.0 for b, c in zip(bars, clipped)])
+        ax.bar(x, means, color=_colors_for([b[0] for b in bars], colors), alpha=0.85)
         ax.errorbar(x, means, yerr=np.vstack([lo, hi]), fmt="none", ecolor="black", capsize=4, lw=1)
+        tops = means + hi
+        span = float(np.nanmax(tops) - min(0.0, float(np.nanmin(means - lo)))) or 1.0
         for i, b in enumerate(bars):
-            if b[4]:
-                ax.annotate("*", (x[i], means[i] + hi[i]), ha="center", va="bottom", fontsize=14)
+            if b[4]:  # above the error bar's cap, never on it
+                ax.annotate("*", (x[i], tops[i] + 0.03 * span), ha="center", va="bottom", fontsize=14)
+        if any(b[4] for b in bars):
+            ax.set_ylim(top=float(np.nanmax(tops)) + 0.15 * span)
+        unit = unit_of(metric)
+        if unit.low is not None and unit.low >= 0 and float(np.nanmin(means)) >= 0:
+            ax.set_ylim(bottom=unit.low)
         ax.set_xticks(x)
         ax.set_xticklabels([b[0] for b in bars], rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
+        ax.set_ylabel(unit.label, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=11)
@@ -109,45 +146,59 @@ def length_vs_winrate(points: Sequence[Mapping[str, float | str | None]], path: 
                 ax.annotate(str(p["group"]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("average output length (characters)")
     ax.set_ylabel("win rate vs reference (%)")
+    ax.set_ylim(0, 100)
     ax.set_title("AlpacaEval: length vs win rate")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def score_distributions(dists: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "",
-                        xlabel: str = "score") -> Path | None:
-    """Gaussian KDE (scipy.stats.gaussian_kde, Scott's bandwidth) of each group's scores.
+MAX_DISCRETE_LEVELS = 12
 
-    A group with fewer than 2 distinct values has no density (the KDE's covariance is singular):
-    it is drawn as a vertical line at its value instead.
+
+def is_discrete(values: np.ndarray) -> bool:
+    """Few distinct levels (grades 1-10, win/tie/loss verdicts): a histogram shows them as they are."""
+    return np.unique(values).size <= MAX_DISCRETE_LEVELS
+
+
+def score_distributions(dists: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "",
+                        xlabel: str = "score", colors: Mapping[str, str] | None = None) -> Path | None:
+    """Each group's per-sample scores: a histogram of proportions when the scores take few levels
+    (MT-bench grades, 0/50/100 verdicts), else an empirical CDF.
+
+    Neither puts mass where no score can be, unlike a kernel density, which smears integer grades
+    and 0/100 preferences beyond the scale's ends.
     """
     dists = {g: np.asarray([v for v in vals if v is not None and math.isfinite(v)], dtype=float)
              for g, vals in dists.items()}
     dists = {g: v for g, v in dists.items() if v.size}
     if not dists:
         return None
-    gaussian_kde = require("scipy.stats", "eval").gaussian_kde
+    names = list(dists)
+    palette = dict(zip(names, _colors_for(names, colors)))
     allv = np.concatenate(list(dists.values()))
-    lo, hi = float(allv.min()), float(allv.max())
-    pad = 0.1 * (hi - lo) if hi > lo else 1.0
-    grid = np.linspace(lo - pad, hi + pad, 256)
     fig = _figure(6.0, 3.8)
     ax = fig.add_subplot(1, 1, 1)
-    for i, (g, v) in enumerate(dists.items()):
-        label = f"{g} (n={v.size}, mean {v.mean():.3g})"
-        if np.unique(v).size < 2:
-            ax.axvline(float(v[0]), color=_color(i), label=label + " [constant]")
-            continue
-        try:
-            dens = gaussian_kde(v)(grid)
-        except np.linalg.LinAlgError:
-            ax.axvline(float(v.mean()), color=_color(i), label=label)
-            continue
-        ax.plot(grid, dens, color=_color(i), label=label)
-        ax.fill_between(grid, dens, color=_color(i), alpha=0.15)
+    if is_discrete(allv):
+        levels = np.unique(allv)
+        gaps = np.diff(levels)
+        width = 0.8 * (float(gaps.min()) if gaps.size else 1.0) / len(dists)
+        for i, (g, v) in enumerate(dists.items()):
+            share = np.array([(v == level).mean() for level in levels])
+            offset = (i - (len(dists) - 1) / 2) * width
+            ax.bar(levels + offset, share, width=width, color=palette[g], alpha=0.85,
+                   label=f"{g} (n={v.size}, mean {v.mean():.3g})")
+        ax.set_xticks(levels)
+        ax.set_ylabel("share of samples")
+    else:
+        for g, v in dists.items():
+            xs = np.sort(v)
+            ys = np.arange(1, xs.size + 1) / xs.size
+            ax.step(np.concatenate([[xs[0]], xs]), np.concatenate([[0.0], ys]), where="post", color=palette[g],
+                    label=f"{g} (n={v.size}, mean {v.mean():.3g})")
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("share of samples ≤ x (ECDF)")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
     if title:
         ax.set_title(title)
     ax.legend(fontsize=7)
@@ -156,7 +207,7 @@ def score_distributions(dists: Mapping[str, Sequence[float]], path: str | Path, 
 
 
 def radar(values: Mapping[str, Mapping[str, float]], path: str | Path, *, title: str = "MT-bench by category",
-          rmax: float | None = 10.0) -> Path | None:
+          rmax: float | None = 10.0, colors: Mapping[str, str] | None = None) -> Path | None:
     """A radar (spider) chart: one polygon per group over the categories all groups share.
 
     Args:
@@ -170,11 +221,12 @@ def radar(values: Mapping[str, Mapping[str, float]], path: str | Path, *, title:
     fig = _figure(5.5, 5.5)
     ax = fig.add_subplot(1, 1, 1, projection="polar")
     top = 0.0
-    for i, (g, v) in enumerate(values.items()):
+    palette = dict(zip(values, _colors_for(list(values), colors)))
+    for g, v in values.items():
         r = np.array([float(v[c]) for c in cats])
         top = max(top, float(r.max()))
-        ax.plot(np.append(angles, angles[0]), np.append(r, r[0]), color=_color(i), label=g)
-        ax.fill(np.append(angles, angles[0]), np.append(r, r[0]), color=_color(i), alpha=0.1)
+        ax.plot(np.append(angles, angles[0]), np.append(r, r[0]), color=palette[g], label=g)
+        ax.fill(np.append(angles, angles[0]), np.append(r, r[0]), color=palette[g], alpha=0.1)
     ax.set_xticks(angles)
     ax.set_xticklabels(cats, fontsize=8)
     ax.set_ylim(0, rmax if rmax is not None and top <= rmax else top * 1.05 or 1.0)
@@ -243,4 +295,5 @@ def scatter(xs: Mapping[str, Sequence[float]], ys: Mapping[str, Sequence[float]]
     return _save(fig, path)
 
 
-__all__ = ["bar_chart", "length_vs_winrate", "radar", "scatter", "score_distributions", "training_curves"]
+__all__ = ["FORMATS", "bar_chart", "group_colors", "is_discrete", "length_vs_winrate", "radar", "scatter",
+           "score_distributions", "training_curves"]

@@ -7,16 +7,20 @@ Sections (each skipped, with a note, when the runs lack its data):
    baseline, underlined when the corrected p-value is below alpha;
 3. bars with t-intervals over seeds, one panel per metric, one figure per suite;
 4. AlpacaEval length vs win rate (avg_length against win_rate and the LC win rate);
-5. distributions of per-sample scores (Gaussian KDE), one figure per paired-testable metric;
+5. distributions of per-sample scores (histograms for few-level scores, else ECDFs), one figure
+   per metric with per-sample scores;
 6. MT-bench radar of the `category/<name>` metrics;
 7. training curves from `metrics.jsonl` files found in the adapter directories.
 
-Images are written next to `report.md` / `report.html` and linked relatively, so the folder can
-be moved or uploaded as a CI artifact as a whole.
+Images are PNG files next to `report.md` (linked relatively) and embedded in `report.html` as data
+URIs, so the HTML file alone is the whole report; `formats` adds PDF / SVG copies of every plot
+for papers. Every figure gives a group the same colour (`plots.group_colors`). The HTML page is
+responsive: wide tables scroll inside their own box, images shrink to the page width.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
 import re
@@ -25,10 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evalbench.aggregate.compare import Comparison, compare_runs, to_html, to_markdown
 from evalbench.aggregate.summarize import ResultSet, RunData
 from evalbench.io import read_jsonl_tolerant, write_text_atomic
 from evalbench.report import plots
+from evalbench.report.units import clip_interval, unit_of
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,29 @@ def _runs_section(rs: ResultSet) -> _Section:
     return _Section("Runs", md, ht)
 
 
-def _bars(rs: ResultSet, comp: Comparison, out: Path) -> _Section:
+class _Plotter:
+    """Draws each figure as PNG (for the page) and again in every extra format asked for."""
+
+    def __init__(self, rs: ResultSet, formats: Sequence[str]):
+        unknown = [f for f in formats if f not in plots.FORMATS]
+        if unknown:
+            from evalbench.errors import InputError
+
+            raise InputError(f"unknown plot format(s) {unknown} (known: {', '.join(plots.FORMATS)})",
+                             field="--format")
+        self.colors = plots.group_colors(rs.groups())
+        self.extra = [f for f in dict.fromkeys(formats) if f != "png"]
+        self.copies: list[Path] = []
+
+    def __call__(self, draw, path: Path, *args, **kwargs) -> Path | None:
+        png = draw(*args, path.with_suffix(".png"), **kwargs)
+        if png is not None:
+            for fmt in self.extra:
+                self.copies.append(draw(*args, path.with_suffix(f".{fmt}"), **kwargs))
+        return png
+
+
+def _bars(rs: ResultSet, comp: Comparison, out: Path, plot: _Plotter) -> _Section:
     sec = _Section("Metrics with 95 % intervals over seeds" if comp.conf == 0.95
                    else f"Metrics with {comp.conf:.0%} intervals over seeds")
     for suite in rs.suites():
@@ -90,16 +119,16 @@ def _bars(rs: ResultSet, comp: Comparison, out: Path) -> _Section:
                 o = comp.outcomes.get((g, s, m))
                 bars.append((g, cell.mean, cell.ci_low, cell.ci_high, bool(o and o.significant)))
             panels.append((m, bars))
-        path = plots.bar_chart(panels, out / f"bars_{_slug(suite)}.png", title=suite)
+        path = plot(plots.bar_chart, out / f"bars_{_slug(suite)}.png", panels, title=suite, colors=plot.colors)
         if path:
-            sec.images.append((path, (f"{suite}: mean over seeds with t-interval; * = significant vs "
-                                     f"'{comp.baseline}'")))
+            sec.images.append((path, (f"{suite}: mean over seeds with its t-interval, cut at the metric's "
+                                     f"natural bounds; * = significant vs '{comp.baseline}'")))
     if not sec.images:
         sec.md = "_No numeric metrics to plot._"
     return sec
 
 
-def _length_section(rs: ResultSet, out: Path) -> _Section | None:
+def _length_section(rs: ResultSet, out: Path, plot: _Plotter) -> _Section | None:
     if ALPACA_SUITE not in rs.suites():
         return None
     from evalbench.aggregate.stats import seed_summary
@@ -114,10 +143,11 @@ def _length_section(rs: ResultSet, out: Path) -> _Section | None:
                 p[key] = None
                 continue
             s = seed_summary(vals, bootstrap_iters=200)
-            p[key], p[f"{key}_low"], p[f"{key}_high"] = s.mean, s.ci_low, s.ci_high
+            p[key] = s.mean
+            p[f"{key}_low"], p[f"{key}_high"] = clip_interval(key, s.ci_low, s.ci_high)
         points.append(p)
     sec = _Section("AlpacaEval: length vs win rate")
-    path = plots.length_vs_winrate(points, out / "alpaca_length_vs_winrate.png")
+    path = plot(plots.length_vs_winrate, out / "alpaca_length_vs_winrate.png", points)
     if path:
         sec.images.append((path, ("average output length (characters) against win rate and LC win rate; "
                                  "a win rate that rises with length but an LC win rate that does not "
@@ -127,7 +157,7 @@ def _length_section(rs: ResultSet, out: Path) -> _Section | None:
     return sec
 
 
-def _distributions(rs: ResultSet, comp: Comparison, out: Path, limit: int) -> _Section:
+def _distributions(rs: ResultSet, comp: Comparison, out: Path, limit: int, plot: _Plotter) -> _Section:
     sec = _Section("Per-sample score distributions")
     done = 0
     skipped = 0
@@ -145,11 +175,13 @@ def _distributions(rs: ResultSet, comp: Comparison, out: Path, limit: int) -> _S
         if done >= limit:
             skipped += 1
             continue
-        path = plots.score_distributions(dists, out / f"dist_{_slug(s)}_{_slug(m)}.png", title=f"{s}: {m}",
-                                         xlabel=m)
+        path = plot(plots.score_distributions, out / f"dist_{_slug(s)}_{_slug(m)}.png", dists, title=f"{s}: {m}",
+                    xlabel=unit_of(m).label, colors=plot.colors)
         if path:
             done += 1
-            sec.images.append((path, f"{s}/{m}: Gaussian KDE of per-sample scores, all seeds pooled"))
+            kind = ("histogram" if plots.is_discrete(np.concatenate([np.asarray(v, dtype=float)
+                                                                    for v in dists.values()])) else "ECDF")
+            sec.images.append((path, f"{s}/{m}: {kind} of per-sample scores, all seeds pooled"))
     if not sec.images:
         sec.md = "_No per-sample scores in the runs (samples.jsonl)._"
     elif skipped:
@@ -157,7 +189,7 @@ def _distributions(rs: ResultSet, comp: Comparison, out: Path, limit: int) -> _S
     return sec
 
 
-def _radar_section(rs: ResultSet, out: Path) -> _Section | None:
+def _radar_section(rs: ResultSet, out: Path, plot: _Plotter) -> _Section | None:
     if MTBENCH_SUITE not in rs.suites():
         return None
     sec = _Section("MT-bench by category")
@@ -174,7 +206,7 @@ def _radar_section(rs: ResultSet, out: Path) -> _Section | None:
                     cats[m[len(CATEGORY_PREFIX):]] = sum(vals) / len(vals)
         if cats:
             values[g] = cats
-    path = plots.radar(values, out / "mtbench_radar.png") if values else None
+    path = plot(plots.radar, out / "mtbench_radar.png", values, colors=plot.colors) if values else None
     if path:
         sec.images.append((path, "mean single-answer grade per category over seeds"))
     else:
@@ -199,7 +231,7 @@ def _adapter_dirs(rs: ResultSet, group: str) -> list[tuple[str, Path]]:
     return [(label, path) for path, label in out.items()]
 
 
-def _training_section(rs: ResultSet, out: Path) -> _Section | None:
+def _training_section(rs: ResultSet, out: Path, plot: _Plotter) -> _Section | None:
     sec = _Section("Training curves")
     for g in rs.groups():
         curves = {}
@@ -209,25 +241,30 @@ def _training_section(rs: ResultSet, out: Path) -> _Section | None:
                 curves[label] = rows
         if not curves:
             continue
-        path = plots.training_curves(curves, out / f"training_{_slug(g)}.png", title=g)
+        path = plot(plots.training_curves, out / f"training_{_slug(g)}.png", curves, title=g)
         if path:
             sec.images.append((path, f"{g}: per-step training metrics from the adapters' metrics.jsonl"))
     return sec if sec.images else None
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-figcaption{font-size:13px;color:#555}code{background:#f4f4f4;padding:0 3px}"""
+_CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;overflow-wrap:anywhere}
+.table-wrap{max-width:100%;overflow-x:auto;margin:1em 0}
+table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{overflow-wrap:normal}th:first-child,td:first-child{text-align:left}
+figure{margin:1em 0;max-width:100%}img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
+pre{max-width:100%;overflow-x:auto}figcaption{font-size:13px;color:#555}code{background:#f4f4f4;padding:0 3px}"""
 
 
 def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, baseline: str | None = None,
                  metrics: Sequence[str] | None = None, test: str = "auto", correction: str = "holm",
                  alpha: float = 0.05, conf: float = 0.95, iters: int = 10_000, seed: int = 0,
-                 title: str = "evalbench report", max_distributions: int = 12) -> ReportFiles:
+                 title: str = "evalbench report", max_distributions: int = 12,
+                 formats: Sequence[str] = ("png",)) -> ReportFiles:
     """Write `report.md`, `report.html` and PNG plots into `out_dir`; returns their paths.
 
-    Options as in `compare_runs`; `max_distributions` caps the per-sample KDE figures.
+    Options as in `compare_runs`; `max_distributions` caps the per-sample distribution figures;
+    `formats` adds copies of every plot as PDF / SVG (`plots.FORMATS`).
     """
     from evalbench import __version__, progress
 
@@ -238,9 +275,10 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
                         conf=conf, iters=iters, seed=seed)
     sections: list[_Section] = [_runs_section(rs)]
     sections.append(_Section(f"Comparison with '{comp.baseline}'", to_markdown(comp), to_html(comp)))
-    builders = [lambda: _bars(rs, comp, out), lambda: _length_section(rs, out),
-                lambda: _distributions(rs, comp, out, max_distributions), lambda: _radar_section(rs, out),
-                lambda: _training_section(rs, out)]
+    plot = _Plotter(rs, formats)
+    builders = [lambda: _bars(rs, comp, out, plot), lambda: _length_section(rs, out, plot),
+                lambda: _distributions(rs, comp, out, max_distributions, plot), lambda: _radar_section(rs, out, plot),
+                lambda: _training_section(rs, out, plot)]
     with progress.track("report plots", total=len(builders)) as bar:
         for build in builders:
             sec = build()
@@ -251,7 +289,8 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
     md = [f"# {title}", "", (f"_evalbench {__version__}; {len(rs.runs)} run(s), {len(rs.groups())} checkpoint "
                             f"group(s), suites: {', '.join(rs.suites())}._"), ""]
     e = html.escape
-    ht = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>",
+    ht = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">", f"<title>{e(title)}</title>",
           f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
           (f"<p><em>evalbench {e(__version__)}; {len(rs.runs)} run(s), {len(rs.groups())} checkpoint group(s), "
           f"suites: {e(', '.join(rs.suites()))}.</em></p>")]
@@ -262,19 +301,30 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
         if sec.md:
             md += [sec.md.rstrip(), ""]
         if sec.html:
-            ht.append(sec.html)
+            ht.append(_scrollable_tables(sec.html))
         elif sec.md:
             ht.append(f"<p>{e(sec.md.strip('_'))}</p>")
         for path, caption in sec.images:
             images.append(path)
             rel = path.relative_to(out).as_posix()
             md += [f"![{caption}]({rel})", "", f"_{caption}_", ""]
-            ht.append(f"<figure><img src=\"{e(rel)}\" alt=\"{e(caption)}\"><figcaption>{e(caption)}</figcaption></figure>")
+            ht.append(f"<figure><img src=\"{_data_uri(path)}\" alt=\"{e(caption)}\"><figcaption>{e(caption)}"
+                      "</figcaption></figure>")
     ht.append("</body></html>")
     md_path, html_path = out / "report.md", out / "report.html"
     write_text_atomic(md_path, "\n".join(md) + "\n")
     write_text_atomic(html_path, "\n".join(ht) + "\n")
-    return ReportFiles(md_path, html_path, images, notes)
+    return ReportFiles(md_path, html_path, images + [p for p in plot.copies if p is not None], notes)
+
+
+def _data_uri(path: Path) -> str:
+    """The image inline, so report.html is one self-contained file (CI artifact, e-mail)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _scrollable_tables(fragment: str) -> str:
+    """Wrap each table in a box that scrolls sideways, so a wide table never widens the page."""
+    return re.sub(r"<table\b", "<div class=\"table-wrap\"><table", fragment).replace("</table>", "</table></div>")
 
 
 __all__ = ["ReportFiles", "build_report"]

@@ -53,9 +53,13 @@ def test_report_files_and_plots(tmp_path):
         assert _valid_png(p), p
     md = files.markdown.read_text()
     html = files.html.read_text()
-    # every image is linked relatively from both documents
+    # every image is linked relatively from the Markdown and embedded in the HTML (one self-contained file)
+    import base64
+
     for p in files.images:
-        assert f"]({p.name})" in md and f'src="{p.name}"' in html
+        assert f"]({p.name})" in md
+        assert f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"' in html
+    assert '<div class="table-wrap"><table' in html
     assert "<u>" in md and "<table" in html and html.startswith("<!DOCTYPE html>")
     assert "## Training curves" in md and "## MT-bench by category" in md
 
@@ -71,7 +75,7 @@ def test_report_without_categories_or_curves_says_so(tmp_path):
 
 
 def test_plots_handle_degenerate_data(tmp_path):
-    # a constant group has no KDE: drawn as a line, the other group as a density
+    # a constant group and a few-level group: a histogram, no density outside the support
     p = plots.score_distributions({"a": [1.0, 1.0, 1.0], "b": [0.0, 1.0, 2.0, 2.5]}, tmp_path / "d.png")
     assert p is not None and _valid_png(p)
     assert plots.score_distributions({"a": []}, tmp_path / "e.png") is None
@@ -86,3 +90,35 @@ def test_cli_report(tmp_path, capsys):
     assert main(["-q", "report", str(run), "--out", str(out), "--iters", "300", "--metrics", "win_rate"]) == 0
     assert (out / "report.md").exists() and (out / "report.html").exists()
     assert "plot(s)" in capsys.readouterr().out
+
+
+def test_colours_follow_the_group_not_the_bar_position():
+    colors = plots.group_colors(["base", "dpo", "orpo"])
+    assert len(set(colors.values())) == 3
+    # a panel without 'dpo' keeps orpo's colour
+    assert plots._colors_for(["base", "orpo"], colors) == [colors["base"], colors["orpo"]]
+
+
+def test_intervals_respect_the_metric_bounds():
+    from evalbench.report.units import clip_interval, unit_of
+
+    assert clip_interval("win_rate", -5.0, 104.0) == (0.0, 100.0)
+    assert clip_interval("avg_length", -88.0, 900.0) == (0.0, 900.0)
+    assert clip_interval("reward", -3.0, 3.0) == (-3.0, 3.0)
+    assert unit_of("category/math").discrete and unit_of("score").label == "grade (1-10)"
+    assert unit_of("acc,none").label == "accuracy (%)"
+
+
+def test_discrete_scores_are_histograms_and_formats_follow_the_suffix(tmp_path):
+    grades = {"a": [1, 5, 5, 9, 10], "b": [2, 3, 8, 8, 8]}
+    assert plots.is_discrete(__import__("numpy").array([1.0, 5.0, 9.0, 10.0]))
+    for fmt, magic in (("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")):
+        path = plots.score_distributions(grades, tmp_path / f"g.{fmt}")
+        assert path.read_bytes().startswith(magic), fmt
+
+
+def test_report_formats_write_pdf_and_svg_copies(tmp_path):
+    run = _runs(tmp_path, curves=False)
+    files = build_report(load_runs([run]), tmp_path / "report", iters=200, formats=("png", "pdf", "svg"))
+    suffixes = {p.suffix for p in files.images}
+    assert {".png", ".pdf", ".svg"} <= suffixes
