@@ -27,7 +27,8 @@ per-prompt differences, or Hedges' g across models). The family for the multiple
 correction is every non-baseline group x every default metric (plus any metric asked for), also
 when `metrics` narrows what is shown; Holm and Benjamini-Hochberg are both reported and `correction`
 picks the one that marks. Each outcome carries the test's level, n at each level, the CI of the
-difference and the minimum detectable effect at 80 % power.
+difference and the minimum detectable effect at 80 % power; each cell with per-sample scores carries
+the variance components of its group (training seed, generation, judge, prompt, residual).
 
 Comparing runs of different suite versions or prompt sets is refused with the mismatch named.
 """
@@ -61,7 +62,8 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "n_dropped", "p_value", "p_holm", "p_bh", "p_adjusted", "significant", "effect_size",
     "effect_size_kind", "p_bootstrap", "p_permutation", "p_sign", "p_wilcoxon", "p_welch",
     "level", "n_models", "n_models_baseline", "n_gen_seeds", "n_gen_seeds_baseline", "n_prompts", "df", "mde",
-    "min_p", "p_hierarchical", "family_size", "note")
+    "min_p", "p_hierarchical", "family_size", "var_train_seed", "var_generation", "var_judge", "var_prompt",
+    "var_residual", "note")
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,27 @@ class Cell:
     boot_low: float | None
     boot_high: float | None
     note: str | None = None
+    # ANOVA variance components of the group's per-sample scores (stats.variance_components):
+    # training seed, generation, judge, prompt, residual; None where the level is absent.
+    var_train_seed: float | None = None
+    var_generation: float | None = None
+    var_judge: float | None = None
+    var_prompt: float | None = None
+    var_residual: float | None = None
+
+
+def _components(gd: GroupData, metric: str) -> dict[str, float | None]:
+    """Variance components of a plain-mean metric's per-sample scores (empty for derived metrics)."""
+    from evalbench.aggregate.derived import resampler_for
+    from evalbench.aggregate.stats import variance_components
+
+    if not gd.has_samples() or resampler_for(gd.suite, metric) is not None:
+        return {}
+    arr = gd.score_array(metric, judge_repeats=True)
+    if arr is None or arr.values.size == 0:
+        return {}
+    vc = variance_components(arr.values)
+    return {f"var_{k}": vc[k] for k in ("train_seed", "generation", "judge", "prompt", "residual")}
 
 
 @dataclass
@@ -466,7 +489,7 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
             if (suite, metric) in shown:
                 s, _, _, note = group_summary(by_model, conf=conf, bootstrap_iters=biters, seed=seed)
                 cells[(group, suite, metric)] = Cell(s.n, s.mean, s.std, s.ci_low, s.ci_high, s.boot_low,
-                                                     s.boot_high, note)
+                                                     s.boot_high, note, **_components(gd, metric))
             if group == base or not run_tests:
                 continue
             bd = rs.group(suite, base)

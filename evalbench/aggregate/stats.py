@@ -97,9 +97,11 @@ class PairedTest(NamedTuple):
             ("percentile_bootstrap" or "t").
         p_value: two-sided p-value of the test named in `method`.
         n: the number of independent units: pairs (or prompts when clustered); `n_a + n_b` for Welch.
-        method: "bootstrap", "clustered_bootstrap", "permutation", "sign", "wilcoxon" or "welch".
+        method: "hierarchical", "hierarchical-resampled", "exact-sign-flip", "sign-flip",
+            "bootstrap", "clustered_bootstrap", "permutation", "sign", "wilcoxon" or "welch".
         statistic: the test's own statistic (mean difference, number of positive differences,
-            Wilcoxon W, Welch t), None where there is none.
+            Wilcoxon W, Welch or hierarchical t, sum of d - margin for sign flips), None where there
+            is none.
         df: degrees of freedom (Welch, the hierarchical test's Satterthwaite df, n - 1 for sign flips).
         mde: minimum detectable effect at 80 % power and alpha = 1 - conf (two-sided), in the
             metric's units, for the data at hand (Card et al. 2020); None where undefined.

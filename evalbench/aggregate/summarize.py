@@ -309,17 +309,20 @@ class GroupData:
                 out.setdefault(r["checkpoint"], {}).setdefault(r.get("seed"), []).extend(recs)
         return out
 
-    def score_array(self, metric: str, prompt_ids: Sequence[str] | None = None) -> ScoreArray | None:
+    def score_array(self, metric: str, prompt_ids: Sequence[str] | None = None, *,
+                    judge_repeats: bool = False) -> ScoreArray | None:
         """Per-sample scores of `metric` as a (models x gen_seeds x prompts) array, NaN = missing.
 
         Models are checkpoints; a model with fewer generation seeds than another is padded with NaN
         rows. Records with the same (checkpoint, seed, sample_id) but different
-        `data["judge_repeat"]` are judge repeats and are averaged (so are exact duplicates). Columns
-        follow `prompt_ids` (default: the group's sorted sample ids). None when no record carries
-        the metric.
+        `data["judge_repeat"]` are judge repeats and are averaged (so are exact duplicates); with
+        `judge_repeats=True` they are kept on their own axis instead, (models x gen_seeds x
+        judge_repeats x prompts), ordered by `judge_repeat`, for `stats.variance_components`.
+        Columns follow `prompt_ids` (default: the group's sorted sample ids). None when no record
+        carries the metric.
         """
         units = self.unit_records()
-        cells: dict[tuple[str, Any], dict[str, list[float]]] = {}
+        cells: dict[tuple[str, Any], dict[str, list[tuple[int, float]]]] = {}
         found = False
         for ckpt, gens in units.items():
             for gen, recs in gens.items():
@@ -330,7 +333,8 @@ class GroupData:
                     found = True
                     v = as_number(rec.scores[metric])
                     if v is not None:
-                        scores.setdefault(rec.sample_id, []).append(v)
+                        repeat = rec.data.get("judge_repeat") if isinstance(rec.data, dict) else None
+                        scores.setdefault(rec.sample_id, []).append((repeat if isinstance(repeat, int) else 0, v))
         if not found:
             return None
         ids = list(prompt_ids) if prompt_ids is not None else sorted(self.prompt_ids())
@@ -338,13 +342,19 @@ class GroupData:
         models = [m for m in units if any(cells.get((m, g)) for g in units[m])]
         gens = {m: [g for g in units[m] if cells.get((m, g))] for m in models}
         n_gen = max((len(g) for g in gens.values()), default=0)
-        arr = np.full((len(models), max(n_gen, 1), len(ids)), np.nan)
+        n_rep = max((len(v) for c in cells.values() for v in c.values()), default=1) if judge_repeats else 1
+        arr = np.full((len(models), max(n_gen, 1), n_rep, len(ids)), np.nan)
         for i, m in enumerate(models):
             for j, g in enumerate(gens[m]):
                 for sid, vals in cells[(m, g)].items():
-                    if sid in col:
-                        arr[i, j, col[sid]] = sum(vals) / len(vals)
-        return ScoreArray(models, gens, ids, arr)
+                    if sid not in col:
+                        continue
+                    if judge_repeats:
+                        for k, (_, v) in enumerate(sorted(vals, key=lambda x: x[0])):
+                            arr[i, j, k, col[sid]] = v
+                    else:
+                        arr[i, j, 0, col[sid]] = sum(v for _, v in vals) / len(vals)
+        return ScoreArray(models, gens, ids, arr if judge_repeats else arr[:, :, 0, :])
 
     def has_samples(self) -> bool:
         return any(self._records(r) for r in self.rows)
@@ -372,7 +382,8 @@ class GroupData:
 
 @dataclass(frozen=True)
 class ScoreArray:
-    """A group's per-sample scores of one metric: `values[model, gen_seed, prompt]`, NaN = missing."""
+    """A group's per-sample scores of one metric: `values[model, gen_seed, prompt]`, NaN = missing
+    (`values[model, gen_seed, judge_repeat, prompt]` when asked for judge repeats)."""
 
     models: list[str]
     gen_seeds: dict[str, list]  # per model, the generation seeds in row order

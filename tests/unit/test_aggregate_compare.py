@@ -223,3 +223,13 @@ def test_a_registered_resampler_wins_over_a_leftover_per_sample_key(tmp_path, mo
     comp = compare_runs(load_runs([make_run(tmp_path, "r", units)]), baseline="base", iters=ITERS)
     o = comp.outcomes[("dpo", "alpaca", "win_rate")]
     assert o.test == "hierarchical-resampled" and "bootstrap" not in o.p_by_test
+
+
+def test_cells_carry_variance_components_of_the_levels_present(tmp_path):
+    comp = compare_runs(load_runs([_three_groups(tmp_path)]), baseline="base", iters=ITERS)
+    dpo, base = comp.cells[("dpo", "alpaca", "win_rate")], comp.cells[("base", "alpaca", "win_rate")]
+    # dpo: 3 models, 1 generation seed each; base: 1 model with 3 generation seeds; no judge repeats
+    assert dpo.var_train_seed is not None and dpo.var_generation is None and dpo.var_judge is None
+    assert base.var_train_seed is None and base.var_generation == pytest.approx(400, rel=0.2)  # sd 20
+    row = next(r for r in comp.rows() if r["group"] == "base")
+    assert row["var_generation"] == base.var_generation

@@ -164,3 +164,17 @@ def test_score_array_models_gen_seeds_prompts_and_judge_repeats(tmp_path):
     values, level = g.top_level_values("win_rate")
     assert level == "model" and values == {"dpo-s0": pytest.approx(2.75), "dpo-s1": pytest.approx(6.0)}
     assert g.score_array("nope") is None
+
+
+def test_score_array_keeps_judge_repeats_on_their_own_axis_when_asked(tmp_path):
+    from evalbench.aggregate.summarize import RunData
+    from evalbench.store import SampleRecord
+    from tests.unit.synth_runs import Unit
+
+    run = load_runs([make_run(tmp_path, "r", [Unit("m", [1.0, 2.0])])])[0]
+    extra = [SampleRecord(suite="alpaca", checkpoint="m", seed=0, sample_id=sid, scores={"win_rate": v},
+                          data={"judge_repeat": 1}) for sid, v in (("0", 3.0), ("1", 6.0))]
+    run = RunData(run.path, run.header, run.summary, _samples=[*run.samples(), *extra])
+    arr = ResultSet([run]).group("alpaca", "m").score_array("win_rate", judge_repeats=True)
+    assert arr.values.shape == (1, 1, 2, 2)
+    assert arr.values[0, 0, :, 0].tolist() == [1.0, 3.0] and arr.values[0, 0, :, 1].tolist() == [2.0, 6.0]
