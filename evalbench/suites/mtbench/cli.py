@@ -31,6 +31,8 @@ __all__ = ["add_command", "answer_files_spec"]
 
 
 def add_command(subparsers) -> None:
+    from evalbench.argtypes import fraction, positive_int
+
     parser = subparsers.add_parser("mtbench", help="MT-bench: judge FastChat answer files",
                                    description="MT-bench tools that work on FastChat files.")
     sub = parser.add_subparsers(dest="mtbench_command", metavar="ACTION")
@@ -57,14 +59,17 @@ def add_command(subparsers) -> None:
                    help="results root (default: results)")
     p.add_argument("--run-id", help="reuse a run id (resume)")
     p.add_argument("--question-ids", type=int, nargs="+", metavar="ID", help="judge only these questions")
-    p.add_argument("--limit", type=int, metavar="N", help="judge only the first N questions")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="judge only the first N questions")
     p.add_argument("--questions", metavar="FILE", help="question.jsonl (default: MT-bench's)")
     p.add_argument("--reference-answers", metavar="FILE",
                    help="reference answers (default: FastChat's GPT-4)")
     p.add_argument("--judge-prompts", metavar="FILE", help="judge_prompts.jsonl (default: FastChat's)")
-    p.add_argument("--judge-max-tokens", type=int, default=None, metavar="N",
+    p.add_argument("--judge-max-tokens", type=positive_int, default=None, metavar="N",
                    help="judge token budget (default 2048, FastChat's; lower it for small local judges)")
-    p.add_argument("--max-concurrency", type=int, default=8, metavar="N", help="parallel judge requests")
+    p.add_argument("--max-concurrency", type=positive_int, default=8, metavar="N", help="parallel judge requests")
+    p.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
+                   help="allowed fraction of failed judgments per model (e.g. 0.01 or 1%%); above it the command "
+                        "exits with code 3 after writing the run (default 0; docs/reliability.md)")
     p.add_argument("--cache", type=Path, metavar="FILE",
                    help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -166,6 +171,8 @@ def _fmt(x: Any) -> str:
 def _judge_command(args: argparse.Namespace) -> int:
     """`evalbench mtbench judge` is `evalbench run --suite mtbench` over the replay backend."""
     from evalbench.api import run as run_spec
+    from evalbench.failures import enforce_failure_policy
+    from evalbench.run_cli import enforce_failures
 
     key_env = args.judge_key_env
     if key_env is None and "api.openai.com" in args.judge_url:
@@ -183,6 +190,7 @@ def _judge_command(args: argparse.Namespace) -> int:
     summary = run.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
+        enforce_failure_policy(summary["results"], args.max_failed)
         return 0
     if args.mode == "single":
         cols = ["score", "turn_1", "turn_2", "n_failed"]
@@ -198,4 +206,5 @@ def _judge_command(args: argparse.Namespace) -> int:
                          *(_fmt(row["metrics"].get(c)).rjust(len(c)) for c in cols)]))
     calls = run.header()["model_calls"][-1]
     print(f"judge calls: {calls['judge']} made, {calls['cached']} from cache | run: {run.path}")
+    enforce_failures(run, args.max_failed)
     return 0
