@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-FORMATS = ("text", "markdown", "html", "csv", "json")
+FORMATS = ("text", "markdown", "html", "csv", "json", "latex")
 _SUFFIX_FORMAT = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".csv": "csv",
-                  ".json": "json", ".txt": "text"}
+                  ".json": "json", ".txt": "text", ".tex": "latex"}
 
 
 def _split(values: list[str] | None) -> list[str] | None:

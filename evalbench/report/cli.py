@@ -24,7 +24,10 @@ def add_export(subparsers) -> None:
     p.add_argument("--runs", action="append", default=[], metavar="DIR",
                    help="runs to export (repeatable; default: <results>/runs)")
     p.add_argument("--out", type=Path, default=Path("results/leaderboard.csv"),
-                   help="leaderboard CSV (default: results/leaderboard.csv)")
+                   help="leaderboard file (default: results/leaderboard.csv)")
+    p.add_argument("--format", choices=("csv", "latex"), default=None,
+                   help="csv, or latex (a booktabs table of mean (std)); default: latex for an --out ending in "
+                        ".tex, else csv")
     p.add_argument("--baseline", help="checkpoint group to test every group against (default: no tests)")
     p.add_argument("--metrics", nargs="+", metavar="METRIC", help="metric selectors as in `evalbench compare`")
     p.add_argument("--correction", default="holm", help="holm, bh, bonferroni, none (default: holm)")
@@ -47,7 +50,7 @@ def run_export(args: argparse.Namespace) -> int:
     paths = export_leaderboard(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics),
                                correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
                                alpaca_out=args.alpaca_out, alpaca_mode=args.alpaca_mode,
-                               alpaca_merge=args.alpaca_merge)
+                               alpaca_merge=args.alpaca_merge, fmt=args.format)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -145,8 +145,12 @@ def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
 def export_leaderboard(runs: Sequence[RunData] | ResultSet, out: str | Path, *, baseline: str | None = None,
                        metrics: Sequence[str] | None = None, correction: str = "holm", alpha: float = 0.05,
                        iters: int = 10_000, seed: int = 0, alpaca_out: str | Path | None = None,
-                       alpaca_mode: str = "community", alpaca_merge: str | Path | None = None) -> list[Path]:
+                       alpaca_mode: str = "community", alpaca_merge: str | Path | None = None,
+                       fmt: str | None = None) -> list[Path]:
     """Write the leaderboard CSV (and the AlpacaEval CSV when `alpaca_out` is given); returns the paths.
+
+    `fmt` "latex" (or an `out` ending in .tex) writes a booktabs table of mean (std) per metric
+    instead of the CSV (`evalbench.report.latex`).
 
     Args:
         runs: loaded runs or a merged ResultSet.
@@ -158,7 +162,13 @@ def export_leaderboard(runs: Sequence[RunData] | ResultSet, out: str | Path, *, 
     rs = runs if isinstance(runs, ResultSet) else ResultSet(runs)
     columns, rows = leaderboard_rows(rs, baseline=baseline, metrics=metrics, correction=correction, alpha=alpha,
                                      iters=iters, seed=seed)
-    write_text_atomic(out, _csv_text(columns, rows))
+    if (fmt or ("latex" if Path(out).suffix.lower() == ".tex" else "csv")) == "latex":
+        from evalbench.report.latex import leaderboard_to_latex
+
+        metrics_shown = list(dict.fromkeys(c.rsplit(".", 1)[0] for c in columns if c.endswith(".mean")))
+        write_text_atomic(out, leaderboard_to_latex(columns, rows, metrics_shown))
+    else:
+        write_text_atomic(out, _csv_text(columns, rows))
     written = [Path(out)]
     if alpaca_out is not None:
         written.append(export_alpaca_leaderboard(rs, alpaca_out, mode=alpaca_mode, merge=alpaca_merge))
