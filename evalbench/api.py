@@ -55,7 +55,7 @@ def default_run_id(spec: RunSpec) -> str:
 
 
 @contextlib.contextmanager
-def policy_engine(spec: RunSpec, run: Run, cache: Cache, *, serve: bool = True, suites: Sequence[Suite] = ()
+def policy_engine(spec: RunSpec, run: Run, cache: Cache | None, *, serve: bool = True, suites: Sequence[Suite] = ()
                   ) -> Iterator[tuple[list[Checkpoint], Engine | None]]:
     """Open the policy's backend (`evalbench.backends`) and yield the checkpoints on it.
 
@@ -93,7 +93,7 @@ JUDGE_BACKENDS = {"vllm": "vllm-server", "endpoint": "endpoint"}
 
 
 @contextlib.contextmanager
-def judge_backend(spec: RunSpec, run: Run, cache: Cache, policy: Engine | None) -> Iterator[CachedBackend | None]:
+def judge_backend(spec: RunSpec, run: Run, cache: Cache | None, policy: Engine | None) -> Iterator[CachedBackend | None]:
     j = spec.judge
     if j.kind == "same":
         if policy is None or policy.served_name is None:
@@ -226,8 +226,11 @@ def summarize_records(suites: Sequence[Suite], checkpoints: Sequence[Checkpoint]
     return rows
 
 
-def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
-    """Evaluate `spec` into its run directory (resumed when it exists) and return the run."""
+def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> Run:
+    """Evaluate `spec` into its run directory (resumed when it exists) and return the run.
+
+    `use_cache=False` neither reads nor writes the model-call cache (every call is made).
+    """
     suites = build_suites(spec)
     data_files = [p for s in suites for p in s.data_files()]
     data_files += [p for p in spec.model.replay.values()]
@@ -238,7 +241,7 @@ def run(spec: RunSpec, *, run_id: str | None = None) -> Run:
         suite.check(spec.model.base, store.runs_dir / run_id / "artifacts", spec.limit)
     handle = store.start(spec.model_dump(mode="json"), spec.spec_hash(), run_id=run_id,
                          data_files=data_files, kind="run")
-    cache = Cache(spec.cache_path or default_cache_path())
+    cache = Cache(spec.cache_path or default_cache_path()) if use_cache else None
     judge_name = spec.judge.name(spec.model.base) if any(s.needs_judge for s in suites) else None
     calls: dict[str, int] = {"generate": 0, "judge": 0, "cached": 0}
     serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None

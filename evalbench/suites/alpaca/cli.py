@@ -1,13 +1,17 @@
 """`evalbench alpaca judge`: judge an existing model_outputs.json against the AlpacaEval 2 references.
 
+A preset of `evalbench run --suite alpaca` whose policy is the replay backend serving the file's
+outputs by eval-set index (`outputs_spec`): the result is a standard run under --results that
+compare / gate / export / report read.
+
     evalbench alpaca judge --outputs model_outputs.json --judge-url URL --judge-model NAME
         [--judge-key-env VAR] [--constrained] [--out DIR] [--judge-prompt FILE] [--max-output-chars N]
 
 The outputs are matched to the eval set by instruction content (an error lists the first
 mismatches; fewer rows than the eval set is allowed and reported as `n_total`). Every judgment goes
 through the cache ($EVALBENCH_HOME/cache.sqlite unless --cache/--no-cache), so a rerun makes zero
-judge calls. Writes `annotations.json` (alpaca_eval's format) and `metrics.json` into --out
-(default: the outputs file's directory) and prints the leaderboard columns.
+judge calls. Besides the run, writes `annotations.json` (alpaca_eval's format) and `metrics.json`
+into --out (default: the outputs file's directory) and prints the leaderboard columns.
 """
 
 from __future__ import annotations
@@ -58,37 +62,31 @@ def add_command(subparsers) -> None:
                             "with code 3 after writing its files (default 0; docs/reliability.md)")
     judge.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
     judge.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    judge.add_argument("--results", type=Path, help="results root of the run (default: the --out directory, so "
+                       "everything the command writes stays together)")
+    judge.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
     judge.add_argument("--json", action="store_true", dest="as_json", help="print the metrics as JSON")
     judge.set_defaults(func=run_judge)
 
 
-def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, judge_key_env: str | None = None,
-               constrained: bool = False, out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
-               max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
-               concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True,
-               timeout_s: float = 120.0, max_retries: int = 6) -> dict[str, Any]:
-    """Judge one model_outputs.json; returns the metrics row (also written to out_dir/metrics.json).
+def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained: bool = False,
+                 judge_prompt: str | Path | None = None, max_output_chars: int | None = None, order_seed: int = 0,
+                 eval_set: str | Path | None = None, results: str | Path = "results",
+                 cache_path: str | Path | None = None):
+    """The RunSpec that judges one model_outputs.json: suite alpaca over the replay backend.
+
+    The file's generator is the checkpoint; its rows are matched to the eval set by instruction
+    content and evaluated in the file's order (`instructions`), unstripped, as the file has them.
 
     Raises:
         InputError: unreadable outputs, instructions outside the eval set (first mismatches listed),
-            several generators in one file, a bad judge prompt.
+            several generators in one file; all before the run starts.
     """
-    import numpy as np
-
-    from evalbench.cache import Cache
-    from evalbench.paths import cache_path as default_cache_path
+    from evalbench.config import validate_spec
     from evalbench.errors import InputError
-    from evalbench.generate.backend import CachedBackend
-    from evalbench.generate.client import OpenAICompatibleBackend
-    from evalbench.io import write_json_atomic
+    from evalbench.runspec import RunSpec
     from evalbench.suites.alpaca.data import match_instructions, read_model_outputs
-    from evalbench.suites.alpaca.suite import (
-        AlpacaEval2,
-        AlpacaOptions,
-        EvalRow,
-        score_rows,
-        summarize_samples,
-    )
+    from evalbench.suites.alpaca.suite import AlpacaEval2, AlpacaOptions
 
     outputs_path = Path(outputs_path)
     outputs = read_model_outputs(outputs_path)
@@ -96,45 +94,84 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
     if len(generators) > 1:
         raise InputError(f"expected one generator per file, found {generators[:5]}", path=outputs_path,
                          field="generator")
-    suite = AlpacaEval2(AlpacaOptions(eval_set=str(eval_set) if eval_set else None,
-                                      judge_prompt=str(judge_prompt) if judge_prompt else None,
-                                      judge_max_output_chars=max_output_chars, judge_order_seed=order_seed))
+    options: dict[str, Any] = {"eval_set": str(eval_set) if eval_set else None,
+                               "judge_prompt": str(judge_prompt) if judge_prompt else None,
+                               "judge_max_output_chars": max_output_chars, "judge_order_seed": order_seed}
+    options = {k: v for k, v in options.items() if v is not None}
+    suite = AlpacaEval2(AlpacaOptions(**options))
     data = suite.eval_set()
     positions = match_instructions([o.instruction for o in outputs], data, path=outputs_path)
-    rows = [EvalRow(int(p), data[p].instruction, data[p].output, data[p].dataset, data[p].generator)
-            for p in positions]
     if any(p != i for i, p in enumerate(positions)):
         log.info("%s: rows are not in eval-set order; instruction difficulty is taken by content", outputs_path)
     empty = sum(1 for o in outputs if not o.output.strip())
     if empty:
         log.warning("%s: %d empty output(s); they are judged as answers (and counted in n_empty_outputs)",
                     outputs_path, empty)
-    prompt = suite.prompt()
-    backend = OpenAICompatibleBackend(judge_url, judge_model, api_key_env=judge_key_env, max_concurrency=concurrency,
-                                      timeout_s=timeout_s, max_retries=max_retries)
-    cache = Cache(cache_path or default_cache_path()) if use_cache else None
-    judge = CachedBackend(backend, cache)
-    generator = generators[0]
-    samples, annotations = score_rows(
-        judge, rows, [o.output for o in outputs], prompt=prompt, checkpoint=generator, seed=0,
-        difficulty=suite.difficulty(rows), constrained=constrained, order_seed=order_seed,
-        max_output_chars=max_output_chars, annotator=f"{prompt.name}:{judge_model}")
-    metrics = summarize_samples(samples)
+    if len(set(positions.tolist())) < len(data):
+        log.warning("%s: %d of %d eval instructions judged", outputs_path, len(outputs), len(data))
+    suite.prompt()  # a bad judge prompt fails here, before the run starts
+    # alpaca judge has always judged the file's outputs as they are (no stripping).
+    options.update(instructions=[int(p) for p in positions], strip_outputs=False)
+    spec: dict[str, Any] = {
+        "suites": ["alpaca"], "results_dir": str(results), "judge": {**judge, "constrained": constrained},
+        "model": {"base": generators[0], "backend": "replay", "replay": {generators[0]: str(outputs_path.resolve())}},
+        "suite_options": {"alpaca": options}}
+    if cache_path is not None:
+        spec["cache_path"] = str(cache_path)
+    return validate_spec(RunSpec, spec, source="alpaca judge")
+
+
+def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, judge_key_env: str | None = None,
+               constrained: bool = False, out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
+               max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
+               concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True,
+               timeout_s: float = 120.0, max_retries: int = 6, results: str | Path | None = None,
+               run_id: str | None = None) -> dict[str, Any]:
+    """Judge one model_outputs.json as a standard run; returns the metrics row.
+
+    The run (results/runs/<id>/) is what compare / gate / export / report read; for alpaca_eval's
+    tools, annotations.json and metrics.json are also written to `out_dir` (default: the outputs
+    file's directory). The run goes under `results` (default: `out_dir`, as `<out_dir>/runs/<id>/`).
+
+    Raises:
+        InputError: unreadable outputs, instructions outside the eval set (first mismatches listed),
+            several generators in one file, a bad judge prompt.
+    """
+    import shutil
+
+    from evalbench.api import run as run_spec
+    from evalbench.io import write_json_atomic
+    from evalbench.suites.alpaca.suite import AlpacaEval2, AlpacaOptions, artifact_dir
+    from evalbench.suites.base import SuiteContext
+
+    outputs_path = Path(outputs_path)
     out_dir = Path(out_dir) if out_dir is not None else outputs_path.parent
-    write_json_atomic(out_dir / "annotations.json", annotations)
-    row: dict[str, Any] = {"model": generator, **metrics}
-    failures = [s.error for s in samples if s.error]
+    judge = {"kind": "endpoint", "endpoint": {"base_url": judge_url, "model": judge_model,
+                                              "api_key_env": judge_key_env, "max_concurrency": concurrency,
+                                              "timeout_s": timeout_s, "max_retries": max_retries}}
+    spec = outputs_spec(outputs_path, judge=judge, constrained=constrained, judge_prompt=judge_prompt,
+                        max_output_chars=max_output_chars, order_seed=order_seed, eval_set=eval_set,
+                        results=results if results is not None else out_dir, cache_path=cache_path)
+    handle = run_spec(spec, run_id=run_id, use_cache=use_cache)
+    (row,) = [r for r in handle.summary()["results"] if r["suite"] == "alpaca"]
+    generator = row["checkpoint"]
+    metrics = row["metrics"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suite = AlpacaEval2(AlpacaOptions(**spec.suite_options["alpaca"]))
+    shutil.copyfile(artifact_dir(SuiteContext(artifacts_dir=handle.artifacts), generator, 0) / "annotations.json",
+                    out_dir / "annotations.json")
+    calls = handle.header()["model_calls"][-1]
+    prompt = suite.prompt()
+    failures = [s.error for s in handle.samples(suite="alpaca") if s.error]
+    result: dict[str, Any] = {"model": generator, **metrics}
     write_json_atomic(out_dir / "metrics.json", {
-        **{k: _jsonable(v) for k, v in row.items()},
-        "judge": {"base_url": backend.base_url, "model": judge_model, "prompt": prompt.source,
+        **{k: _jsonable(v) for k, v in result.items()},
+        "judge": {"base_url": judge_url.rstrip("/"), "model": judge_model, "prompt": prompt.source,
                   "prompt_sha256": prompt.sha256, "constrained": constrained, "max_output_chars": max_output_chars,
                   "order_seed": order_seed},
-        "judge_calls": judge.misses, "cache_hits": judge.hits, "first_failure": failures[0] if failures else None,
-        "n_rows": len(outputs), "n_eval_set": len(data)})
-    if len(np.unique(positions)) < len(data):
-        log.warning("%s: %d of %d eval instructions judged; n_total = %s", outputs_path, len(outputs), len(data),
-                    metrics["n_total"])
-    return row
+        "judge_calls": calls["judge"], "cache_hits": calls["cached"], "first_failure": failures[0] if failures else None,
+        "n_rows": row["n_samples"], "n_eval_set": len(suite.eval_set()), "run": str(handle.path)})
+    return result
 
 
 def _jsonable(value: Any) -> Any:
@@ -149,7 +186,7 @@ def run_judge(args: argparse.Namespace) -> int:
                      judge_prompt=args.judge_prompt, max_output_chars=args.max_output_chars,
                      order_seed=args.order_seed, eval_set=args.eval_set, concurrency=args.concurrency,
                      cache_path=args.cache, use_cache=not args.no_cache, timeout_s=args.timeout,
-                     max_retries=args.max_retries)
+                     max_retries=args.max_retries, results=args.results, run_id=args.run_id)
     if args.as_json:
         sys.stdout.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2) + "\n")
     else:
