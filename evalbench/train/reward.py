@@ -8,7 +8,9 @@ depend on which token id the tokenizer pads with (Ouyang et al. 2022 read the fi
 
 `score_file` reads JSONL rows `{prompt, response, [checkpoint], ...}` (prompt: a string or a
 message list) and writes the same rows with `reward` added (and `error` when a row could not be
-scored: `reward` is then null). Scores go through the evalbench cache, keyed by the reward
+scored: `reward` is then null). `score_pairs_file` reads preference pairs (the trainer's paired
+formats) and adds `reward_chosen`, `reward_rejected` and `reward_margin`; `pair_summary` gives
+their pairwise accuracy and reward mean/std. Scores go through the evalbench cache, keyed by the reward
 model's content hash, so an interrupted run resumes where it stopped.
 """
 
@@ -61,11 +63,17 @@ class RewardModel:
     def score(self, prompts: Sequence[Sequence[dict]], responses: Sequence[str], batch_size: int = 8,
               progress=None) -> list[float]:
         """Rewards for (prompt messages, response) pairs, in order."""
+        return self.score_completions(prompts, [_as_completion(r) for r in responses], batch_size, progress)
+
+    def score_completions(self, prompts: Sequence[Sequence[dict]], completions: Sequence[Sequence[dict]],
+                          batch_size: int = 8, progress=None) -> list[float]:
+        """Rewards for (prompt messages, completion messages) pairs, in order (the completion is
+        one or more turns starting with the assistant's, as the chosen/rejected side of a pair)."""
         import torch
 
         from evalbench.train.batches import pad_batch
 
-        texts = [self.renderer.render(p, ({"role": "assistant", "content": r},)) for p, r in zip(prompts, responses)]
+        texts = [self.renderer.render(p, c) for p, c in zip(prompts, completions)]
         heads = self.tokenizer([t[0] for t in texts], add_special_tokens=False)["input_ids"]
         tails = self.tokenizer([t[1] for t in texts], add_special_tokens=False)["input_ids"]
         rows = []
@@ -182,39 +190,58 @@ def read_score_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, tu
     return out
 
 
-def score_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_rows: bool = False,
-               cache=None) -> list[dict]:
-    """Rows of `data` with `reward` added (null + `error` for a bad row when skipping)."""
+def _as_completion(response: str) -> tuple[dict, ...]:
+    return ({"role": "assistant", "content": response},)
+
+
+def _item_key(prompt: Sequence[dict], completion: Sequence[dict]) -> dict[str, Any]:
+    # a single assistant turn is keyed as a plain response, so `--pairs` and plain scoring share entries
+    if len(completion) == 1 and completion[0].get("role") == "assistant":
+        return {"prompt": list(prompt), "response": completion[0]["content"]}
+    return {"prompt": list(prompt), "completion": list(completion)}
+
+
+def score_items(rm: RewardModel, items: Sequence[tuple[Sequence[dict], Sequence[dict]]], *, batch_size: int = 8,
+                cache=None) -> list[float]:
+    """Rewards of (prompt messages, completion messages) items, through the cache when one is given."""
     from evalbench.cache import cache_key
     from evalbench.progress import track
 
-    rows = read_score_rows(data, skip_bad_rows)
     how = {"kind": "reward", **rm.who["tokenization"]}
-    keys: list[str | None] = []
-    rewards: list[float | None] = [None] * len(rows)
+    keys = [cache_key(rm.who, _item_key(p, c), how) for p, c in items]
+    rewards: list[float | None] = [None] * len(items)
     todo = []
-    for i, (_, row, prompt, err) in enumerate(rows):
-        if err is not None:
-            keys.append(None)
-            continue
-        key = cache_key(rm.who, {"prompt": list(prompt), "response": row["response"]}, how)
-        keys.append(key)
+    for i, key in enumerate(keys):
         hit = cache.get(key) if cache is not None else None
         if hit is not None:
             rewards[i] = float(hit["reward"])
         else:
             todo.append(i)
-    log.info("reward scoring: %d rows, %d cached, %d to score", len(rows), len(rows) - len(todo) -
-             sum(r[3] is not None for r in rows), len(todo))
+    log.info("reward scoring: %d items, %d cached, %d to score", len(items), len(items) - len(todo), len(todo))
     with track("reward score", total=len(todo)) as bar:
-        for start in range(0, len(todo), 64):  # write to the cache every 64 rows: resumable
+        for start in range(0, len(todo), 64):  # write to the cache every 64 items: resumable
             chunk = todo[start:start + 64]
-            scores = rm.score([rows[i][2] for i in chunk], [rows[i][1]["response"] for i in chunk],
-                              batch_size=batch_size, progress=bar)
+            scores = rm.score_completions([items[i][0] for i in chunk], [items[i][1] for i in chunk],
+                                          batch_size=batch_size, progress=bar)
             for i, s in zip(chunk, scores):
                 rewards[i] = s
                 if cache is not None:
                     cache.put(keys[i], {"reward": s}, who=rm.who)
+    done = [r for r in rewards if r is not None]
+    assert len(done) == len(items)  # every item was cached or scored
+    return done
+
+
+def score_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_rows: bool = False,
+               cache=None) -> list[dict]:
+    """Rows of `data` with `reward` added (null + `error` for a bad row when skipping)."""
+    rows = read_score_rows(data, skip_bad_rows)
+    good = [i for i, r in enumerate(rows) if r[3] is None]
+    scores = score_items(rm, [(rows[i][2], _as_completion(rows[i][1]["response"])) for i in good],
+                         batch_size=batch_size, cache=cache)
+    rewards: list[float | None] = [None] * len(rows)
+    for i, s in zip(good, scores):
+        rewards[i] = s
     out = []
     for (_, row, _, err), reward in zip(rows, rewards):
         new = dict(row)
@@ -223,3 +250,84 @@ def score_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_row
             new["error"] = err
         out.append(new)
     return out
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def read_pair_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, Any, str | None]]:
+    """(line, row, PreferencePair or None, error or None) for each JSONL row of preference pairs
+    (every paired format the trainer reads: TRL, HH dialogues, UltraFeedback message lists)."""
+    from evalbench.train.data import RowError, RowRef, jsonl_rows, parse_pair
+
+    if not path.exists():
+        raise InputError("file not found", path=path, field="--data")
+    out = []
+    for lineno, row in jsonl_rows(path):
+        try:
+            if isinstance(row, RowError):
+                raise row
+            _, pair = parse_pair(row, RowRef(str(path), lineno))
+        except RowError as exc:
+            if not skip_bad_rows:
+                raise InputError(f"{exc} (pass --skip-bad-rows to keep going)", path=path, line=lineno,
+                                 field=exc.field) from None
+            out.append((lineno, row if isinstance(row, dict) else {}, None, f"[{exc.field}] {exc}"))
+            continue
+        out.append((lineno, row, pair, None))
+    if not out:
+        raise InputError("no rows to score; the file is empty", path=path, field="--data")
+    return out
+
+
+def score_pairs_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_rows: bool = False,
+                     cache=None) -> list[dict]:
+    """Rows of `data` with `reward_chosen`, `reward_rejected` and `reward_margin` (chosen − rejected)
+    added; all three null with an `error` for a bad row when skipping."""
+    rows = read_pair_rows(data, skip_bad_rows)
+    good = [i for i, r in enumerate(rows) if r[2] is not None]
+    items = []
+    for i in good:
+        pair = rows[i][2]
+        items += [(pair.prompt, pair.chosen), (pair.prompt, pair.rejected)]
+    scores = score_items(rm, items, batch_size=batch_size, cache=cache)
+    by_row = {i: (scores[2 * k], scores[2 * k + 1]) for k, i in enumerate(good)}
+    out = []
+    for i, (_, row, _, err) in enumerate(rows):
+        new = dict(row)
+        chosen, rejected = by_row.get(i, (None, None))
+        new["reward_chosen"], new["reward_rejected"] = chosen, rejected
+        new["reward_margin"] = None if chosen is None else chosen - rejected
+        if err is not None:
+            new["error"] = err
+        out.append(new)
+    return out
+
+
+def pair_summary(rows: Sequence[dict]) -> dict[str, Any]:
+    """Pairwise accuracy and reward statistics of scored pairs (rows of `score_pairs_file`).
+
+    accuracy: the fraction of pairs whose chosen reward is strictly higher (ties count as
+    misses and are also reported); std values are population std (ddof = 0), as the trainer's
+    `rewards/std`.
+    """
+    scored = [r for r in rows if r.get("reward_margin") is not None]
+    n = len(scored)
+
+    def mean_std(xs: Sequence[float]) -> tuple[float | None, float | None]:
+        if not xs:
+            return None, None
+        m = sum(xs) / len(xs)
+        return m, (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5
+
+    chosen = [r["reward_chosen"] for r in scored]
+    rejected = [r["reward_rejected"] for r in scored]
+    margins = [r["reward_margin"] for r in scored]
+    everything = chosen + rejected
+    return {
+        "pairs": n, "failed": len(rows) - n,
+        "accuracy": sum(m > 0 for m in margins) / n if n else None, "ties": sum(m == 0 for m in margins),
+        "margin_mean": mean_std(margins)[0], "margin_std": mean_std(margins)[1],
+        "chosen_mean": mean_std(chosen)[0], "rejected_mean": mean_std(rejected)[0],
+        "reward_mean": mean_std(everything)[0], "reward_std": mean_std(everything)[1],
+    }

@@ -167,3 +167,38 @@ def test_epochs_flag_replaces_the_recipes_max_steps(model_dir, pairs, tmp_path, 
     capsys.readouterr()
     assert main([*base, "--epochs", "1", "--max-steps", "3", "--overwrite"]) == 2
     assert "either epochs (--epochs) or max_steps (--max-steps)" in capsys.readouterr().err
+
+
+def test_reward_score_pairs_accuracy_matches_the_trained_models_eval(rm_dir, pairs, tmp_path, capsys):
+    out = tmp_path / "scored.jsonl"
+    hh = {"chosen": "\n\nHuman: What is 1 plus 2?\n\nAssistant: It is 3.",
+          "rejected": "\n\nHuman: What is 1 plus 2?\n\nAssistant: Maybe 9 apples."}
+    data = write_jsonl(tmp_path / "p.jsonl", [*PAIRS, hh, {"prompt": "q", "chosen": "x"}])
+    assert main(["-q", "reward", "score", "--pairs", "--model", str(rm_dir), "--data", str(data), "--out", str(out),
+                 "--no-cache", "--skip-bad-rows"]) == 0
+    err = capsys.readouterr().err
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(scored) == 10 and scored[-1]["reward_margin"] is None and "missing field" in scored[-1]["error"]
+    for r in scored[:9]:
+        assert r["reward_margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"])
+    assert scored[8]["reward_margin"] == pytest.approx(scored[0]["reward_margin"], abs=1e-5)  # HH = same pair
+    meta = json.loads((rm_dir / "train_meta.json").read_text())
+    accuracy = sum(r["reward_margin"] > 0 for r in scored[:8]) / 8
+    assert accuracy == pytest.approx(meta["eval"]["after"]["rewards/accuracies"])
+    assert "9 pairs: accuracy" in err and "1 failed" in err
+
+
+def test_reward_score_pairs_shares_the_cache_with_plain_scoring(rm_dir, tmp_path, monkeypatch):
+    from evalbench.train import reward as R
+
+    cache = tmp_path / "cache.sqlite"
+    plain = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "response": "good"}, {"prompt": "q", "response": "bad"}])
+    assert main(["-q", "reward", "score", "--model", str(rm_dir), "--data", str(plain), "--out",
+                 str(tmp_path / "a.out"), "--cache", str(cache)]) == 0
+    monkeypatch.setattr(R.RewardModel, "score_completions", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    pairs = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "q", "chosen": "good", "rejected": "bad"}])
+    assert main(["-q", "reward", "score", "--pairs", "--model", str(rm_dir), "--data", str(pairs), "--out",
+                 str(tmp_path / "p.out"), "--cache", str(cache)]) == 0
+    a = [json.loads(line)["reward"] for line in (tmp_path / "a.out").read_text().splitlines()]
+    p = json.loads((tmp_path / "p.out").read_text())
+    assert (p["reward_chosen"], p["reward_rejected"]) == (a[0], a[1])
