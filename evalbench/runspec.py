@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from evalbench.config import AdapterSpec, EndpointSpec, Spec
 from evalbench.errors import InputError
@@ -53,22 +53,41 @@ class ModelSpec(Spec):
 
 
 class JudgeSpec(Spec):
-    """`same`: the policy engine's base model; `vllm`: a second managed server; `endpoint`: any URL."""
+    """Who judges the suites that need a judge (alpaca, mtbench). One syntax everywhere: `--judge SPEC`.
 
-    kind: Literal["same", "vllm", "endpoint"] = "same"
+    kind: `vllm` (a second managed vLLM server for `model`), `endpoint` (any OpenAI-compatible
+    URL), `fake` (FakeJudge: scripted verdicts, for tests and dry runs) or `same` (the policy's
+    own base model judges: allowed, with a loud warning, and its summary rows say
+    `self_judged: true`). There is no silent default: a run with a judged suite must name `kind`
+    (`RunSpec` checks it), so the field default below only keeps older run specs hashing alike.
+    """
+
+    kind: Literal["same", "vllm", "endpoint", "fake"] = "same"
     model: str | None = None
     endpoint: EndpointSpec | None = None
-    # Constrain verdicts so every one parses (vLLM structured outputs); default: on for local judges.
+    # Constrain verdicts so every one parses (vLLM structured outputs). Default (None): on for
+    # judges evalbench serves itself (`same`, `vllm`), off for endpoints, which may not support it.
     constrained: bool | None = None
     dtype: str = "auto"
     max_model_len: int | None = 4096
 
+    @property
+    def given(self) -> bool:
+        """Whether `kind` was stated (on the command line or in a recipe) rather than defaulted."""
+        return "kind" in self.model_fields_set
+
+    @property
+    def self_judged(self) -> bool:
+        return self.kind == "same"
+
     def is_constrained(self) -> bool:
-        return self.constrained if self.constrained is not None else self.kind != "endpoint"
+        return self.constrained if self.constrained is not None else self.kind in ("same", "vllm")
 
     def name(self, policy_base: str) -> str:
         if self.kind == "endpoint" and self.endpoint is not None:
             return self.endpoint.model
+        if self.kind == "fake":
+            return "fake"
         return Path(self.model or policy_base).name
 
 
@@ -107,14 +126,36 @@ class RunSpec(Spec):
             raise ValueError("seeds must be a non-empty list without repeats")
         return v
 
+    @model_validator(mode="after")
+    def _judge_is_explicit(self) -> RunSpec:
+        # No silent self-judging (issue 14): a judged suite needs a judge someone chose.
+        from evalbench.suites.base import SUITES
+
+        judged = [name for name in self.suites if SUITES.get(name).needs_judge]
+        if judged and not self.judge.given:
+            raise InputError(f"{', '.join(judged)} need{'s' if len(judged) == 1 else ''} a judge and none was "
+                             f"given: {JUDGE_SYNTAX} (in a recipe: judge.kind)", field="--judge")
+        return self
+
+
+JUDGE_SYNTAX = ("vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same (the policy's base "
+                "model judges itself: warned, rows marked self_judged) | fake (scripted verdicts, for tests)")
+
 
 def parse_judge_arg(arg: str) -> dict[str, Any]:
-    """`same` | `vllm:MODEL` | `openai:MODEL` | `url=URL,model=NAME[,key_env=VAR]`."""
-    if arg == "same":
-        return {"kind": "same"}
-    if arg.startswith("vllm:"):
+    """`--judge SPEC` as JudgeSpec fields; the one judge syntax of every command.
+
+    `vllm:MODEL` serves MODEL on a second vLLM server; `openai:MODEL` is api.openai.com with
+    $OPENAI_API_KEY; `url=URL,model=NAME[,key_env=VAR]` is any OpenAI-compatible endpoint, sent
+    the key in $VAR (no key without key_env, except $OPENAI_API_KEY for api.openai.com: a key is
+    never sent to another host unless asked); `same` and `fake` as in JudgeSpec.
+    """
+    arg = arg.strip()
+    if arg in ("same", "fake"):
+        return {"kind": arg}
+    if arg.startswith("vllm:") and arg[5:]:
         return {"kind": "vllm", "model": arg[5:]}
-    if arg.startswith("openai:"):
+    if arg.startswith("openai:") and arg[7:]:
         return {"kind": "endpoint", "endpoint": {"base_url": OPENAI_URL, "model": arg[7:],
                                                  "api_key_env": "OPENAI_API_KEY"}}
     if "=" in arg:
@@ -122,10 +163,10 @@ def parse_judge_arg(arg: str) -> dict[str, Any]:
         unknown = set(parts) - {"url", "model", "key_env"}
         if unknown or "url" not in parts or "model" not in parts:
             raise InputError(f"judge must be url=URL,model=NAME[,key_env=VAR]; got {arg!r}", field="--judge")
+        key_env = parts.get("key_env") or ("OPENAI_API_KEY" if "api.openai.com" in parts["url"] else None)
         return {"kind": "endpoint", "endpoint": {"base_url": parts["url"], "model": parts["model"],
-                                                 "api_key_env": parts.get("key_env")}}
-    raise InputError(f"unknown judge {arg!r}: use same, vllm:MODEL, openai:MODEL or url=URL,model=NAME",
-                     field="--judge")
+                                                 "api_key_env": key_env}}
+    raise InputError(f"unknown judge {arg!r}: use {JUDGE_SYNTAX}", field="--judge")
 
 
 _SEED_RE = re.compile(r"(?:^|[-_/])(?:seed|s)[-_]?(\d+)$")

@@ -23,8 +23,10 @@ re-implemented here:
   token is always a label. (vLLM applies the grammar mask before it computes log-probs, so the top
   log-probs then hold exactly the two labels, renormalised.)
 
-A verdict that holds neither label, a judge reply without log-probs, or a failed request is a
-`Judgment` with `preference=None` and the reason in `error`; it is counted, never dropped silently
+The calls go through `evalbench.judge.Judge.compare` (verdict format `logprob`), which owns the
+decoding, the cache and the parsing; this module renders the pairs and keeps alpaca_eval's
+annotation shape. A verdict that holds neither label, a judge reply without log-probs, or a failed
+request is a `Judgment` with `preference=None` and the reason in `error`; it is counted, never dropped silently
 or averaged in. Nothing here imports alpaca_eval (its import changes the root logger's level); the
 prompt file is found with `importlib.resources` on the package's spec.
 """
@@ -33,22 +35,19 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalbench.config import SamplingSpec
 from evalbench.errors import InputError, MissingExtra
-from evalbench.io import sha256_text, stable_hash
-from evalbench.judge.logprob import (
-    FIRST_LABEL,
-    SECOND_LABEL,
-    parse_logprob_preference,
-    to_candidate_preference,
-)
-from evalbench.types import Generation, GenRequest, Message
+from evalbench.io import stable_hash
+from evalbench.judge.base import PairItem, Preference, as_judge
+from evalbench.judge.formats import JUDGE_TOP_LOGPROBS, logprob_sampling, parse_logprob_generation
+from evalbench.judge.logprob import to_candidate_preference
+from evalbench.judge.prompts import JudgePrompt, chatml_to_messages, fill_template, placeholders
+from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +59,13 @@ __all__ = [
     "Judgment",
     "Pair",
     "annotation_row",
+    "build_item",
     "build_request",
     "candidate_first",
     "chatml_to_messages",
     "fill_template",
     "judge_pairs",
+    "judgment_from_preference",
     "judge_sampling",
     "load_annotator_prompt",
     "load_prompt_file",
@@ -73,26 +74,12 @@ __all__ = [
 ]
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
-JUDGE_TOP_LOGPROBS = 5
 PLACEHOLDERS = ("instruction", "output_1", "output_2")
-_IM_START, _IM_END = "<|im_start|>", "<|im_end|>"
-# alpaca_eval's placeholder syntax (utils.make_prompts): `{name}` where name has no whitespace.
-_PLACEHOLDER = re.compile(r"{([^ \s]+?)}")
 
 
 # ------------------------------------------------------------------------------------- prompts
-
-@dataclass(frozen=True)
-class JudgePrompt:
-    """A judge prompt: ChatML text with the three placeholders, where it came from, its sha256."""
-
-    name: str
-    template: str
-    source: str
-
-    @property
-    def sha256(self) -> str:
-        return sha256_text(self.template)
+# JudgePrompt, fill_template and chatml_to_messages live in evalbench.judge.prompts (one prompt
+# type for every suite); they are re-exported here, where alpaca_eval's format is documented.
 
 
 def _alpaca_eval_files():
@@ -135,7 +122,8 @@ def load_annotator_prompt(annotator: str = ANNOTATOR) -> JudgePrompt:
                          path=str(prompt_file))
     template = prompt_file.read_text(encoding="utf-8")
     _validate_template(template, str(prompt_file))
-    return JudgePrompt(name=annotator, template=template, source=f"alpaca_eval:evaluators_configs/{relpath}")
+    return JudgePrompt(name=annotator, template=template, source=f"alpaca_eval:evaluators_configs/{relpath}",
+                       style="chatml", type="pairwise")
 
 
 def load_prompt_file(path: str | Path) -> JudgePrompt:
@@ -145,7 +133,8 @@ def load_prompt_file(path: str | Path) -> JudgePrompt:
         raise InputError("judge prompt file not found", path=path, field="judge_prompt")
     template = path.read_text(encoding="utf-8")
     _validate_template(template, str(path))
-    return JudgePrompt(name=f"custom:{path.stem}", template=template, source=str(path.resolve()))
+    return JudgePrompt(name=f"custom:{path.stem}", template=template, source=str(path.resolve()),
+                       style="chatml", type="pairwise")
 
 
 def resolve_prompt(path: str | Path | None = None) -> JudgePrompt:
@@ -154,60 +143,12 @@ def resolve_prompt(path: str | Path | None = None) -> JudgePrompt:
 
 
 def _validate_template(template: str, source: str) -> None:
-    names = _PLACEHOLDER.findall(template)
+    names = placeholders(template)
     for key in PLACEHOLDERS:
         if names.count(key) != 1:
             raise InputError(f"the judge prompt must contain {{{key}}} exactly once (found {names.count(key)})",
                              path=source, field=key)
     chatml_to_messages(template, source=source)
-
-
-def fill_template(template: str, values: Mapping[str, str]) -> str:
-    """Replace the first `{name}` of each key in `values` (alpaca_eval's make_prompts, batch size 1).
-
-    One pass over the template: a placeholder-like string inside a filled value (an instruction that
-    quotes "{output_2}") is left as is, where alpaca_eval's successive `str.replace` calls would
-    substitute it. Other `{...}` in the template (the prompt's JSON braces) are kept.
-    """
-    done: set[str] = set()
-
-    def sub(match: re.Match) -> str:
-        key = match.group(1)
-        if key in values and key not in done:
-            done.add(key)
-            return str(values[key])
-        return match.group(0)
-
-    return _PLACEHOLDER.sub(sub, template)
-
-
-def chatml_to_messages(prompt: str, *, source: str | None = None) -> tuple[Message, ...]:
-    """Split a ChatML prompt into chat messages, as alpaca_eval's `utils.prompt_to_chatml` does.
-
-    The prompt (stripped) must start with `<|im_start|>` and end with `<|im_end|>`. Each block's
-    first line is the role, the rest up to `<|im_end|>` (stripped) the content; a role written
-    `system name=example_user` becomes role `system` with `name: example_user`.
-    """
-    text = prompt.strip()
-    if not text.startswith(_IM_START) or not text.endswith(_IM_END):
-        raise InputError(f"the judge prompt must start with {_IM_START} and end with {_IM_END} (ChatML, as "
-                         "alpaca_eval's prompts)", path=source, field="judge_prompt")
-    messages: list[Message] = []
-    for block in text.split(_IM_START)[1:]:
-        head, _, rest = block.partition("\n")
-        role = head.strip()
-        content = rest.split(_IM_END, 1)[0].strip()
-        message: dict[str, str] = {"role": role, "content": content}
-        if role.startswith("system") and role != "system":
-            message["role"] = "system"
-            for part in role[len("system"):].split(" "):
-                if part:
-                    key, _, value = part.partition("=")
-                    message[key] = value
-        if not message["role"]:
-            raise InputError("a ChatML block has no role", path=source, field="judge_prompt")
-        messages.append(message)
-    return tuple(messages)
 
 
 # ---------------------------------------------------------------------------------- requests
@@ -222,9 +163,8 @@ def candidate_first(instruction: str, seed: int = 0) -> bool:
 
 
 def judge_sampling(constrained: bool = False) -> SamplingSpec:
-    """One verdict token at temperature 0 with the top-5 log-probs; optionally restricted to m / M."""
-    return SamplingSpec(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=JUDGE_TOP_LOGPROBS,
-                        choice=(FIRST_LABEL, SECOND_LABEL) if constrained else None)
+    """The judge's decoding: `evalbench.judge.formats.logprob_sampling` (one token, top-5 log-probs)."""
+    return logprob_sampling(constrained=constrained)
 
 
 @dataclass(frozen=True)
@@ -240,9 +180,8 @@ def _clip(text: str, max_chars: int | None) -> str:
     return text if max_chars is None else text[:max_chars]
 
 
-def build_request(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
-                  max_output_chars: int | None = None) -> tuple[GenRequest, bool]:
-    """The judge request for `pair` and whether the candidate was presented first.
+def build_item(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, max_output_chars: int | None = None) -> PairItem:
+    """The judge's comparison of `pair`: the filled prompt, shown in the seeded order.
 
     `max_output_chars` cuts each output shown to the judge (for small-context local judges); the
     leaderboard shows them whole (None).
@@ -250,10 +189,15 @@ def build_request(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, constrained
     first = candidate_first(pair.instruction, seed)
     ref, cand = _clip(pair.reference, max_output_chars), _clip(pair.candidate, max_output_chars)
     shown_1, shown_2 = (cand, ref) if first else (ref, cand)
-    text = fill_template(prompt.template, {"instruction": pair.instruction, "output_1": shown_1,
-                                           "output_2": shown_2})
-    return GenRequest(messages=chatml_to_messages(text, source=prompt.source),
-                      sampling=judge_sampling(constrained)), first
+    messages, _ = prompt.render({"instruction": pair.instruction, "output_1": shown_1, "output_2": shown_2})
+    return PairItem(messages, candidate_first=first, format="logprob")
+
+
+def build_request(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
+                  max_output_chars: int | None = None) -> tuple[GenRequest, bool]:
+    """The judge request for `pair` (as `Judge.compare` sends it) and whether the candidate is first."""
+    item = build_item(pair, prompt, seed=seed, max_output_chars=max_output_chars)
+    return GenRequest(messages=item.messages, sampling=judge_sampling(constrained)), item.candidate_first
 
 
 # ---------------------------------------------------------------------------------- verdicts
@@ -304,48 +248,47 @@ def parse_judgment(gen: Generation, *, is_switched_outputs: bool) -> Judgment:
     """Turn the judge's reply into a Judgment (candidate-oriented preference or a failure reason)."""
     raw = _raw_completion(gen)
     if not gen.ok:
-        return Judgment(None, is_switched_outputs, raw, f"judge request failed: {gen.error or 'no choices'}",
+        return Judgment(None, is_switched_outputs, raw, f"judge call failed: {gen.error or 'no choices'}",
                         cached=gen.cached)
-    choice = gen.choices[0]
-    if not choice.logprobs:
-        return Judgment(None, is_switched_outputs, raw,
-                        f"the judge returned no log-probs (reply {choice.text[:40]!r}); the endpoint must "
-                        f"support logprobs with top_logprobs={JUDGE_TOP_LOGPROBS}", cached=gen.cached)
-    top = choice.logprobs[0].top
-    if not top:
-        return Judgment(None, is_switched_outputs, raw,
-                        f"the judge returned no top_logprobs for its first token (reply {choice.text[:40]!r})",
-                        cached=gen.cached)
-    parsed = parse_logprob_preference(list(top))
-    if parsed.preference is None:
-        return Judgment(None, is_switched_outputs, raw, f"unparseable verdict: {parsed.error}", cached=gen.cached)
-    pref = to_candidate_preference(parsed.preference, candidate_first=is_switched_outputs)
-    return Judgment(float(pref), is_switched_outputs, raw, cached=gen.cached)
+    parsed = parse_logprob_generation(gen)
+    if parsed.value is None:
+        return Judgment(None, is_switched_outputs, raw, parsed.error, cached=gen.cached)
+    pref = to_candidate_preference(float(parsed.value), candidate_first=is_switched_outputs)  # type: ignore[arg-type]
+    return Judgment(float(pref), is_switched_outputs, raw, cached=gen.cached)  # type: ignore[arg-type]
+
+
+def judgment_from_preference(pref: Preference) -> Judgment:
+    """alpaca_eval's annotation view of a Judge verdict (the reply kept as `raw_completion`)."""
+    raw = _raw_completion(pref.reply) if pref.reply is not None else None
+    return Judgment(pref.preference, pref.candidate_first, raw, pref.error, cached=pref.cached)
 
 
 def judge_pairs(judge, pairs: Sequence[Pair], prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
                 max_output_chars: int | None = None, desc: str | None = None) -> list[Judgment]:
-    """Judge every pair through `judge` (a CachedBackend: a rerun makes zero judge calls).
+    """Judge every pair with `judge.compare` (cached: a rerun makes zero judge calls).
+
+    Args:
+        judge: a `evalbench.judge.Judge`; a bare (cached) backend is wrapped in a ModelJudge with
+            `constrained` (a Judge carries its own constrained setting).
 
     Returns one Judgment per pair, in order. Identical outputs are a draw without a call. Transport
     failures that survive the client's retries propagate (ServerError); verdicts received before
     are cached.
     """
+    judge = as_judge(judge, constrained=constrained)
     out: list[Judgment | None] = [None] * len(pairs)
-    requests: list[GenRequest] = []
-    where: list[tuple[int, bool]] = []
+    items: list[PairItem] = []
+    where: list[int] = []
     for i, pair in enumerate(pairs):
         if pair.candidate == pair.reference:
             out[i] = Judgment(1.5, candidate_first(pair.instruction, seed), None, None, judged=False)
             continue
-        req, first = build_request(pair, prompt, seed=seed, constrained=constrained,
-                                   max_output_chars=max_output_chars)
-        requests.append(req)
-        where.append((i, first))
-    if requests:
-        gens = judge.generate(requests, desc=desc or f"alpaca judge ({len(requests)} pairs)")
-        for (i, first), gen in zip(where, gens):
-            out[i] = parse_judgment(gen, is_switched_outputs=first)
+        items.append(build_item(pair, prompt, seed=seed, max_output_chars=max_output_chars))
+        where.append(i)
+    if items:
+        prefs = judge.compare(items, desc=desc or f"alpaca judge ({len(items)} pairs)")
+        for i, pref in zip(where, prefs):
+            out[i] = judgment_from_preference(pref)
     failed = [j for j in out if j is not None and not j.ok]
     if failed:
         log.warning("%d of %d judgments failed; first reason: %s", len(failed), len(pairs), failed[0].error)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from evalbench.data import HubFile, resolve
 from evalbench.errors import InputError
 from evalbench.io import iter_jsonl, write_text_atomic
+from evalbench.judge.prompts import JudgePrompt  # one prompt type for every suite; FastChat's lines are style 'fastchat'
 from evalbench.registry import did_you_mean
 
 __all__ = [
@@ -122,19 +123,6 @@ class ModelAnswer:
     def turns(self) -> tuple[str, ...]:
         """The turns of choice 0, the only one FastChat judges."""
         return self.choices[0]
-
-
-@dataclass(frozen=True)
-class JudgePrompt:
-    """One line of FastChat's `judge_prompts.jsonl`."""
-
-    name: str
-    type: Literal["single", "pairwise"]
-    system_prompt: str
-    prompt_template: str
-    output_format: str
-    description: str = ""
-    category: str = ""
 
 
 @dataclass(frozen=True)
@@ -266,7 +254,7 @@ def load_judge_prompts(path: str | Path | None = None) -> dict[str, JudgePrompt]
         out[name] = JudgePrompt(
             name=name, type=kind,  # type: ignore[arg-type]
             system_prompt=_get(obj, "system_prompt", str, path, line),
-            prompt_template=_get(obj, "prompt_template", str, path, line),
+            template=_get(obj, "prompt_template", str, path, line), style="fastchat", source=str(path),
             output_format=_get(obj, "output_format", str, path, line),
             description=str(obj.get("description", "")), category=str(obj.get("category", "")))
     return out

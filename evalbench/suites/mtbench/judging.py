@@ -26,6 +26,9 @@ from typing import Literal, NamedTuple
 
 from evalbench.config import SamplingSpec
 from evalbench.errors import InputError
+from evalbench.judge.base import Judge, PairItem, Preference, RateItem, Rating
+from evalbench.judge.formats import (CHOICE_OUTPUT_REGEX, EXPLANATION_MAX_CHARS, JUDGE_MAX_TOKENS,
+                                     JUDGE_TEMPERATURE, RATING_OUTPUT_REGEX, output_regex, text_sampling)
 from evalbench.judge.parsers import PARSERS
 from evalbench.registry import did_you_mean
 from evalbench.suites.mtbench.data import (NEED_REF_CATS, JudgePrompt, ModelAnswer, PairJudgment, Question,
@@ -36,55 +39,27 @@ __all__ = [
     "CHOICE_OUTPUT_REGEX", "SINGLE_PARSER", "PAIR_PARSER", "JudgeRequest", "PairOutcome",
     "judge_sampling", "output_regex", "needs_reference", "single_prompt_name", "pair_prompt_name",
     "get_prompt", "build_single_request", "build_pair_request", "build_pair_games", "game_winner",
-    "combine_games", "winner_name", "single_judgment", "pair_judgment",
+    "combine_games", "winner_name", "single_judgment", "pair_judgment", "rate_requests", "compare_games",
+    "single_judgment_from_rating", "pair_judgment_from_preferences", "slot_winner",
 ]
 
-JUDGE_TEMPERATURE = 0.0
-JUDGE_MAX_TOKENS = 2048
-
-# Constrained decoding for local judges (vLLM `structured_outputs.regex`): a bracket-free
-# explanation, then the verdict, so the output still parses with the FastChat rules and keeps
-# the short explanation the prompts ask for. The bound keeps the explanation (about 400
-# tokens) well inside JUDGE_MAX_TOKENS, so a constrained judge cannot run out of tokens before
-# the verdict. Ratings are whole numbers 1–10, as the prompts' example "[[5]]".
-EXPLANATION_MAX_CHARS = 1500
-RATING_OUTPUT_REGEX = r"[^\[\]]{0,%d}\[\[(10|[1-9])\]\]" % EXPLANATION_MAX_CHARS
-CHOICE_OUTPUT_REGEX = r"[^\[\]]{0,%d}\[\[[ABC]\]\]" % EXPLANATION_MAX_CHARS
-
+# The decoding and the constrained-output regexes are the judge's (evalbench.judge.formats:
+# verdict formats `bracket_rating` / `bracket_choice`); they are re-exported here for FastChat
+# readers and kept byte-identical, because the sampling is part of every judge cache key.
 SINGLE_PARSER = "bracket_rating"
 PAIR_PARSER = "bracket_choice"
 
 Turns = Sequence[str] | ModelAnswer
 
 
-# "[[10]]" is 6 characters: at most 6 tokens with any byte-level tokenizer.
-_VERDICT_MAX_TOKENS = 6
-
-
-def output_regex(kind: Literal["single", "pair"], max_tokens: int = JUDGE_MAX_TOKENS) -> str:
-    """The constrained-output regex for a judge allowed `max_tokens` new tokens.
-
-    With the default budget this is RATING_OUTPUT_REGEX / CHOICE_OUTPUT_REGEX. A smaller budget
-    (small local judges with a short context) shortens the explanation to `max_tokens - 6`
-    characters, so the verdict always fits: a token holds at least one byte, hence at most one
-    ASCII character. (Text with multi-byte characters may need more tokens than characters.)
-    """
-    chars = max(0, min(EXPLANATION_MAX_CHARS, max_tokens - _VERDICT_MAX_TOKENS))
-    if chars == EXPLANATION_MAX_CHARS:
-        return RATING_OUTPUT_REGEX if kind == "single" else CHOICE_OUTPUT_REGEX
-    verdict = r"\[\[(10|[1-9])\]\]" if kind == "single" else r"\[\[[ABC]\]\]"
-    return r"[^\[\]]{0,%d}" % chars + verdict
-
-
 def judge_sampling(kind: Literal["single", "pair"], *, constrained: bool = False,
                    max_tokens: int = JUDGE_MAX_TOKENS) -> SamplingSpec:
     """FastChat's judge decoding (temperature 0, 2048 tokens), optionally regex-constrained.
 
-    `max_tokens` lowers the budget for judges with a short context; a constrained judge's
-    explanation is then shortened to fit (see `output_regex`).
+    What `Judge.rate` / `Judge.compare` send for the `bracket_rating` / `bracket_choice` formats;
+    a constrained judge's explanation is shortened to fit `max_tokens` (see `output_regex`).
     """
-    regex = output_regex(kind, max_tokens) if constrained else None
-    return SamplingSpec(temperature=JUDGE_TEMPERATURE, max_tokens=max_tokens, regex=regex)
+    return text_sampling(kind, constrained=constrained, max_tokens=max_tokens)
 
 
 class JudgeRequest(NamedTuple):
@@ -166,12 +141,10 @@ def _reference_fields(question: Question, reference: Turns | None, turn: int) ->
 
 def _render(prompt: JudgePrompt, fields: Mapping[str, str]) -> JudgeRequest:
     try:
-        user_prompt = prompt.prompt_template.format(**fields)
-    except (KeyError, IndexError) as exc:
-        raise InputError(f"judge prompt '{prompt.name}' uses a field that MT-bench does not fill: {exc}",
+        messages, user_prompt = prompt.render(fields)
+    except InputError:
+        raise InputError(f"judge prompt '{prompt.name}' uses a field that MT-bench does not fill",
                          field="prompt_template") from None
-    messages = ({"role": "system", "content": prompt.system_prompt},
-                {"role": "user", "content": user_prompt})
     return JudgeRequest(prompt.name, messages, user_prompt)
 
 
@@ -284,4 +257,60 @@ def pair_judgment(question_id: int, model_1: str, model_2: str, judge_model: str
         g1_error=p1.error, g2_error=p2.error,
         g1_user_prompt=games[0].user_prompt, g1_judgment=outputs[0],
         g2_user_prompt=games[1].user_prompt, g2_judgment=outputs[1],
+        tstamp=tstamp if tstamp is not None else time.time())
+
+
+# ------------------------------------------------------------------------ through a Judge
+
+def rate_requests(judge: Judge, requests: Sequence[JudgeRequest], *, max_tokens: int = JUDGE_MAX_TOKENS,
+                  desc: str | None = None) -> list[Rating]:
+    """Single grading of each request by `judge` (FastChat's `[[N]]` verdict), in order."""
+    if not requests:
+        return []
+    return judge.rate([RateItem(r.messages, format="bracket_rating") for r in requests], max_tokens=max_tokens,
+                      desc=desc)
+
+
+def compare_games(judge: Judge, games: Sequence[tuple[JudgeRequest, JudgeRequest]], *,
+                  max_tokens: int = JUDGE_MAX_TOKENS, desc: str | None = None
+                  ) -> list[tuple[Preference, Preference]]:
+    """Both games of each comparison by `judge`; the candidate is model_1 (A in game 1, B in game 2).
+
+    Sent as one batch in the order game 1, game 2 of each comparison (FastChat's order).
+    """
+    items = [PairItem(g.messages, candidate_first=first, format="bracket_choice")
+             for pair in games for g, first in zip(pair, (True, False))]
+    prefs = judge.compare(items, max_tokens=max_tokens, desc=desc) if items else []
+    return [(prefs[2 * i], prefs[2 * i + 1]) for i in range(len(games))]
+
+
+def slot_winner(pref: Preference) -> Winner | None:
+    """The model slot a verdict about model_1 names: 2 -> model_1, 1 -> model_2, 1.5 -> tie."""
+    if pref.preference is None:
+        return None
+    if pref.preference == 1.5:
+        return "tie"
+    return "model_1" if pref.preference > 1.5 else "model_2"
+
+
+def single_judgment_from_rating(question_id: int, model: str, judge_model: str, request: JudgeRequest,
+                                rating: Rating, *, turn: int, tstamp: float | None = None) -> SingleJudgment:
+    """A SingleJudgment (FastChat's row) from a Judge rating; a failed rating keeps its reason."""
+    return SingleJudgment(question_id=question_id, model=model, judge_model=judge_model,
+                          prompt_name=request.prompt_name, turn=turn, score=rating.score, error=rating.error,
+                          user_prompt=request.user_prompt, judgment=rating.raw,
+                          tstamp=tstamp if tstamp is not None else time.time())
+
+
+def pair_judgment_from_preferences(question_id: int, model_1: str, model_2: str, judge_model: str,
+                                   games: tuple[JudgeRequest, JudgeRequest], prefs: tuple[Preference, Preference],
+                                   *, turn: int, tstamp: float | None = None) -> PairJudgment:
+    """A PairJudgment (FastChat's row) from both games' verdicts about model_1."""
+    p1, p2 = prefs
+    return PairJudgment(
+        question_id=question_id, model_1=model_1, model_2=model_2, judge_model=judge_model,
+        prompt_name=games[0].prompt_name, turn=turn, g1_winner=slot_winner(p1), g2_winner=slot_winner(p2),
+        g1_error=p1.error, g2_error=p2.error,
+        g1_user_prompt=games[0].user_prompt, g1_judgment=p1.raw,
+        g2_user_prompt=games[1].user_prompt, g2_judgment=p2.raw,
         tstamp=tstamp if tstamp is not None else time.time())

@@ -50,6 +50,7 @@ from evalbench.data import resolve
 from evalbench.errors import InputError
 from evalbench.generate.stage import Item, generate_items, to_record
 from evalbench.io import read_jsonl, stable_hash, write_text_atomic
+from evalbench.judge.base import Judge, as_judge
 from evalbench.sampling import describe_subset, stratified_subset
 from evalbench.registry import did_you_mean
 from evalbench.store import GenerationRecord, SampleRecord
@@ -384,14 +385,16 @@ class MTBench(Suite):
 
     # -- single-answer grading ------------------------------------------------------------------
 
-    def _judge(self, ctx: SuiteContext):
+    def _judge(self, ctx: SuiteContext) -> Judge:
         if ctx.judge is None:
-            raise InputError("MT-bench needs a judge: give a judge endpoint "
-                             "(e.g. --judge-url / --judge-model)", field="judge")
-        return ctx.judge
+            raise InputError("MT-bench needs a judge: give --judge (e.g. vllm:MODEL or url=URL,model=NAME)",
+                             field="--judge")
+        return as_judge(ctx.judge, name=ctx.judge_name, constrained=ctx.constrained_judge)  # type: ignore[return-value]
 
     @staticmethod
     def judge_name(ctx: SuiteContext) -> str:
+        if isinstance(ctx.judge, Judge):
+            return ctx.judge.name  # the judge's identity, computed once when it was built
         if ctx.judge_name:
             return ctx.judge_name
         who = ctx.judge.who if ctx.judge is not None else {}
@@ -435,18 +438,17 @@ class MTBench(Suite):
         prompts = self.prompts(("single",))
         chosen = [questions[qid] for qid in sorted(answers)]
         refs = self.references(chosen)
-        sampling = self.judge_sampling(ctx, "single")
         jobs: list[tuple[int, int, jg.JudgeRequest]] = []
         for q in chosen:
             for turn in (1, 2):
                 req = jg.build_single_request(q, answers[q.question_id], prompts, turn=turn,
                                               reference=refs.get(q.question_id))
                 jobs.append((q.question_id, turn, req))
-        gens = judge.generate([GenRequest(messages=r.messages, sampling=sampling) for _, _, r in jobs],
-                              desc=f"mtbench single judge [{model}]") if jobs else []
+        ratings = jg.rate_requests(judge, [r for _, _, r in jobs], max_tokens=self.options.judge_max_tokens,
+                                   desc=f"mtbench single judge [{model}]")
         stamp = time.time()
-        judgments = [self._single(qid, model, judge_name, req, g, turn, stamp)
-                     for (qid, turn, req), g in zip(jobs, gens)]
+        judgments = [jg.single_judgment_from_rating(qid, model, judge_name, req, rating, turn=turn, tstamp=stamp)
+                     for (qid, turn, req), rating in zip(jobs, ratings)]
         self._merge_fastchat(ctx.artifacts / ARTIFACT_DIR / "model_judgment" /
                              f"{judge_file_stem(judge_name)}_single.jsonl",
                              [mt.single_judgment_to_fastchat(j) for j in judgments],
@@ -469,16 +471,6 @@ class MTBench(Suite):
         log.info("mtbench [%s]: %d ratings, %d failed, %d questions without answers", model, len(judgments),
                  n_bad, len(failures))
         return records
-
-    @staticmethod
-    def _single(qid: int, model: str, judge_name: str, req: jg.JudgeRequest, gen: Generation, turn: int,
-                stamp: float) -> mt.SingleJudgment:
-        if gen.ok:
-            return jg.single_judgment(qid, model, judge_name, req, gen.text, turn=turn, tstamp=stamp)
-        return mt.SingleJudgment(question_id=qid, model=model, judge_model=judge_name,
-                                 prompt_name=req.prompt_name, turn=turn, score=None,
-                                 error=f"judge call failed: {gen.error}",
-                                 user_prompt=req.user_prompt, judgment="", tstamp=stamp)
 
     @staticmethod
     def _single_record(checkpoint: str, seed: int, q: mt.Question | None, model: str, judge_name: str,
@@ -580,7 +572,6 @@ class MTBench(Suite):
         questions = self.questions()
         wanted = [q.question_id for q in self.selected(ctx)]
         prompts = self.prompts(("pair",))
-        sampling = self.judge_sampling(ctx, "pair")
         jobs: list[tuple[int, str, str, int, tuple[jg.JudgeRequest, jg.JudgeRequest]]] = []
         for c1, c2 in pairs:
             s1, s2 = by_name[c1], by_name[c2]
@@ -591,20 +582,13 @@ class MTBench(Suite):
                     games = jg.build_pair_games(questions[qid], s1.answers[qid], s2.answers[qid], prompts,
                                                 turn=turn, reference=refs.get(qid))
                     jobs.append((qid, c1, c2, turn, games))
-        requests = [GenRequest(messages=g.messages, sampling=sampling) for job in jobs for g in job[4]]
-        gens = judge.generate(requests, desc=f"mtbench pairwise judge [seed {seed}]") if requests else []
+        verdicts = jg.compare_games(judge, [job[4] for job in jobs], max_tokens=self.options.judge_max_tokens,
+                                    desc=f"mtbench pairwise judge [seed {seed}]")
         stamp = time.time()
-        judgments = []
-        for i, (qid, c1, c2, turn, games) in enumerate(jobs):
-            g1, g2 = gens[2 * i], gens[2 * i + 1]
-            outputs = (g1.text if g1.ok else "", g2.text if g2.ok else "")
-            j = jg.pair_judgment(qid, by_name[c1].model, by_name[c2].model, judge_name, games, outputs,
-                                 turn=turn, tstamp=stamp)
-            if not g1.ok:
-                j = dataclasses.replace(j, g1_error=f"judge call failed: {g1.error}")
-            if not g2.ok:
-                j = dataclasses.replace(j, g2_error=f"judge call failed: {g2.error}")
-            judgments.append((c1, c2, j))
+        judgments = [(c1, c2, jg.pair_judgment_from_preferences(qid, by_name[c1].model, by_name[c2].model,
+                                                                judge_name, games, prefs, turn=turn,
+                                                                tstamp=stamp))
+                     for (qid, c1, c2, turn, games), prefs in zip(jobs, verdicts)]
         self._merge_fastchat(ctx.artifacts / ARTIFACT_DIR / "model_judgment" /
                              f"{judge_file_stem(judge_name)}_pair.jsonl",
                              [mt.pair_judgment_to_fastchat(j) for _, _, j in judgments],

@@ -1,0 +1,82 @@
+"""The judge option group shared by every command that judges (`run`, `alpaca judge`, `mtbench judge`).
+
+    --judge SPEC                      vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same | fake
+    --constrained-judge / --no-constrained-judge
+                                      default: on for judges evalbench serves (same, vllm), off for endpoints
+
+There is no default judge: a command that judges needs `--judge` (or the recipe's `judge.kind`).
+The options of before (`--judge-url/--judge-model/--judge-key-env`, `--constrained`,
+`--unconstrained-judge`) still parse, hidden, and warn once; they map onto the same JudgeSpec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["add_judge_options", "judge_fields", "judge_spec"]
+
+
+def add_judge_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Add the judge options to `parser` (`required`: the command always judges)."""
+    from evalbench.runspec import JUDGE_SYNTAX
+
+    need = ("required" if required else "required by suites that need a judge (alpaca, mtbench)")
+    parser.add_argument("--judge", metavar="SPEC",
+                        help=f"who judges: {JUDGE_SYNTAX}. No default: {need}")
+    parser.add_argument("--constrained-judge", dest="constrained_judge", action=argparse.BooleanOptionalAction,
+                        default=None, help="constrain the judge's verdicts with vLLM structured outputs so every "
+                                           "one parses (default: on for same and vllm judges, off for endpoints)")
+    # Deprecated spellings, kept so existing scripts run; they warn and map onto --judge.
+    hidden = argparse.SUPPRESS
+    parser.add_argument("--judge-url", help=hidden)
+    parser.add_argument("--judge-model", help=hidden)
+    parser.add_argument("--judge-key-env", help=hidden)
+    parser.add_argument("--constrained", dest="constrained_legacy", action="store_true", help=hidden)
+    parser.add_argument("--unconstrained-judge", dest="unconstrained_legacy", action="store_true", help=hidden)
+
+
+def judge_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """JudgeSpec fields from the parsed options ({} when none was given)."""
+    from evalbench.errors import InputError
+    from evalbench.runspec import parse_judge_arg
+
+    fields: dict[str, Any] = {}
+    url, model, key_env = (getattr(args, k, None) for k in ("judge_url", "judge_model", "judge_key_env"))
+    if url or model or key_env:
+        if args.judge:
+            raise InputError("give either --judge SPEC or the deprecated --judge-url/--judge-model, not both",
+                             field="--judge")
+        if not (url and model):
+            raise InputError("--judge-url and --judge-model go together; better: --judge url=URL,model=NAME",
+                             field="--judge")
+        spec = f"url={url},model={model}" + (f",key_env={key_env}" if key_env else "")
+        log.warning("--judge-url/--judge-model/--judge-key-env are deprecated; use --judge %s", spec)
+        fields.update(parse_judge_arg(spec))
+    elif args.judge:
+        fields.update(parse_judge_arg(args.judge))
+    constrained = getattr(args, "constrained_judge", None)
+    if getattr(args, "constrained_legacy", False):
+        log.warning("--constrained is deprecated; use --constrained-judge")
+        constrained = True
+    if getattr(args, "unconstrained_legacy", False):
+        log.warning("--unconstrained-judge is deprecated; use --no-constrained-judge")
+        constrained = False
+    if constrained is not None:
+        fields["constrained"] = constrained
+    return fields
+
+
+def judge_spec(args: argparse.Namespace, *, command: str):
+    """The JudgeSpec of a command that always judges; a missing `--judge` is an error naming it."""
+    from evalbench.config import validate_spec
+    from evalbench.errors import InputError
+    from evalbench.runspec import JUDGE_SYNTAX, JudgeSpec
+
+    fields = judge_fields(args)
+    if "kind" not in fields:
+        raise InputError(f"{command} needs a judge: --judge {JUDGE_SYNTAX}", field="--judge")
+    return validate_spec(JudgeSpec, fields, source="--judge")
