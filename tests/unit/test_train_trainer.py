@@ -536,3 +536,30 @@ def test_resume_refuses_a_malicious_trainer_state(dpo_run, tmp_path):
         train(spec.model_copy(update={"out": str(crashed), "resume": True}))
     assert "\n" not in str(err.value) and "trainer_state.pt" in str(err.value)
     assert not marker.exists()  # the payload never ran
+
+
+def test_resume_keeps_the_held_out_history(rand_model, pairs_file, tmp_path):
+    import shutil
+
+    spec = make_spec(rand_model, pairs_file, tmp_path / "full", max_steps=6, save_steps=3,
+                     held_out={"fraction": 0.25, "every": 2})
+    full = rows(train(spec))
+    crashed = tmp_path / "crashed"
+    shutil.copytree(tmp_path / "full", crashed)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (crashed / name).unlink()
+    (crashed / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in full if r["step"] <= 5))
+    again = rows(train(spec.model_copy(update={"out": str(crashed), "resume": True})))
+    assert [(r["step"], r.get("split")) for r in again] == [(r["step"], r.get("split")) for r in full]
+    evals = [r["eval/loss"] for r in again if r.get("split") == "eval"]
+    assert evals == pytest.approx([r["eval/loss"] for r in full if r.get("split") == "eval"], rel=1e-5)
+    meta = json.loads((crashed / META_FILE).read_text())
+    assert meta["held_out"]["before"]["loss"] == full[0]["eval/loss"]  # carried over, not recomputed
+
+
+def test_kto_held_out_keeps_both_halves_of_a_pair_together(rand_model, pairs_file, tmp_path):
+    out = train(make_spec(rand_model, pairs_file, tmp_path / "kto", method="kto", max_steps=1,
+                          held_out={"fraction": 0.25}))
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["data"]["examples"] == 12 and meta["held_out"]["examples"] == 4  # 2 pairs -> 4 completions
+    assert meta["held_out"]["after"]["kl"] >= 0
