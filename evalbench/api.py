@@ -19,10 +19,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalbench.cache import Cache
 from evalbench.backends import BackendRequest, Engine, open_backend, policy_backend_name
+from evalbench.cache import Cache
 from evalbench.generate.backend import CachedBackend
 from evalbench.paths import cache_path as default_cache_path
+from evalbench.preflight import preflight_run
 from evalbench.provenance import adapter_identity
 from evalbench.runspec import ModelSpec, RunSpec, checkpoint_meta, expand_adapters
 from evalbench.store import GenerationRecord, ResultsStore, Run, SampleRecord
@@ -236,6 +237,9 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
     data_files += [p for p in spec.model.replay.values()]
     store = ResultsStore(spec.results_dir)
     run_id = run_id or default_run_id(spec)
+    # Engine-free checks in seconds (model resolvable, adapters' base, endpoints answering): a
+    # rejected run fails before any engine starts and leaves no run directory.
+    preflight_run(spec)
     # Every input check that needs the model (lm-eval task files, chat template) before run.json exists.
     for suite in suites:
         suite.check(spec.model.base, store.runs_dir / run_id / "artifacts", spec.limit)

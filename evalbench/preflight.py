@@ -56,15 +56,30 @@ def check_base_model(model: str, *, field: str = "--model") -> None:
     if _hub_offline():
         raise InputError(f"'{model}' is not a local directory and not in the Hugging Face cache, and the hub "
                          f"is offline (HF_HUB_OFFLINE); {fetch}", field=field)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    # The hub client's transport errors: requests' derive from OSError, httpx's from HTTPError.
+    unreachable: tuple[type[BaseException], ...] = (OSError, HfHubHTTPError, OfflineModeIsEnabled, TimeoutError)
+    try:
+        import httpx
+
+        unreachable += (httpx.HTTPError,)
+    except ImportError:
+        pass
     try:
         hub.HfApi().model_info(model, timeout=ENDPOINT_TIMEOUT_S)
-    except hub.errors.GatedRepoError:
+    except GatedRepoError:
         raise InputError(f"'{model}' is a gated repository: accept its licence on the hub and log in "
                          "(huggingface-cli login), or pass a local model directory", field=field) from None
-    except hub.errors.RepositoryNotFoundError:
+    except RepositoryNotFoundError:
         raise InputError(f"'{model}' is neither a local directory nor a model on the hub (a typo?)",
                          field=field) from None
-    except Exception as exc:  # connection refused, DNS, timeout: the hub cannot be reached
+    except unreachable as exc:  # connection refused, DNS, timeout: the hub cannot be reached
         raise InputError(f"'{model}' is not in the local Hugging Face cache and the hub cannot be reached "
                          f"({type(exc).__name__}); {fetch}", field=field) from None
 

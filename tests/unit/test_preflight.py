@@ -63,3 +63,42 @@ def test_endpoint_must_answer_models(tmp_path):
     with pytest.raises(InputError, match=r"the judge endpoint http://127.0.0.1:9/v1/models does not answer"):
         check_endpoint(dead, what="judge", field="--judge")
     assert time.monotonic() - start < 10
+
+
+def test_rejected_run_leaves_no_run_directory(tmp_path):
+    # A run whose model cannot be found fails in pre-flight: no engine, no results folder.
+    from evalbench import api
+
+    spec = RunSpec.model_validate({"suites": ["diversity"], "model": {"base": str(tmp_path / "missing")},
+                                   "results_dir": str(tmp_path / "results")})
+    with pytest.raises(InputError, match="model directory not found"):
+        api.run(spec)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("run.json"))
+
+
+def test_hub_answers_become_one_line(monkeypatch, tmp_path):
+    # Online, not cached: the hub's own answer decides the message (typo, gated, unreachable).
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def answer(exc):
+        def model_info(self, repo_id, timeout=None):
+            raise exc
+        monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+
+    import httpx
+
+    def response(code):
+        return httpx.Response(code, request=httpx.Request("GET", "https://hub.invalid/api/models/org/model"))
+
+    cases = [(RepositoryNotFoundError("404", response=response(404)), "a typo"),
+             (GatedRepoError("403", response=response(403)), "gated repository"),
+             (ConnectionError("no route"), "hub cannot be reached")]
+    for exc, words in cases:
+        answer(exc)
+        with pytest.raises(InputError, match=words) as err:
+            check_base_model("org/model")
+        assert "\n" not in str(err.value)
