@@ -30,17 +30,26 @@ def echo(body: dict[str, Any]) -> str:
 
 
 def request_body(model: str, req: GenRequest) -> dict[str, Any]:
-    """The OpenAI-style body of `req`, as a scripted responder sees it."""
+    """The OpenAI-style body of `req` as the HTTP client would send it, as a scripted responder sees it."""
     s = req.sampling
-    body: dict[str, Any] = {"model": model, "n": s.n, "temperature": s.temperature, "top_p": s.top_p,
-                            "max_tokens": s.max_tokens, "seed": s.seed, "logprobs": bool(s.logprobs)}
+    body: dict[str, Any] = {"model": model, "temperature": s.temperature, "top_p": s.top_p,
+                            "max_tokens": s.max_tokens, "n": s.n}
+    if s.seed is not None:
+        body["seed"] = s.seed
+    if s.stop:
+        body["stop"] = list(s.stop)
     if req.messages is not None:
         body["messages"] = [dict(m) for m in req.messages]
+        if s.logprobs:
+            body["logprobs"] = True
+            if s.top_logprobs is not None:
+                body["top_logprobs"] = s.top_logprobs
     else:
         body["prompt"] = req.prompt
-        body["echo"] = req.echo
-    if s.top_logprobs is not None:
-        body["top_logprobs"] = s.top_logprobs
+        if s.logprobs or req.echo:
+            body["logprobs"] = max(1, s.top_logprobs or 1)
+        if req.echo:
+            body["echo"] = True
     structured = s.structured_outputs()
     if structured is not None:
         body["structured_outputs"] = structured
@@ -52,14 +61,16 @@ class FakeBackend:
 
     def __init__(self, model: str = "fake", *, responder: Responder = echo,
                  top_logprobs: Callable[[dict[str, Any]], list[tuple[str, float]]] | None = None,
-                 token_logprob: float = -0.5, fail: Callable[[dict[str, Any]], str | None] | None = None):
+                 token_logprob: float = -0.5, fail: Callable[[dict[str, Any]], str | None] | None = None,
+                 log: list[dict[str, Any]] | None = None):
         self.model = model
         self.responder = responder
         self.top_logprobs = top_logprobs
         self.token_logprob = token_logprob
         # fail(body) -> an error message makes that request a failed Generation (None: answer it).
         self.fail = fail
-        self.requests: list[dict[str, Any]] = []
+        # Every request body, in order; several backends may share one log (`FakeModels`).
+        self.requests: list[dict[str, Any]] = log if log is not None else []
         self._lock = threading.Lock()
 
     @property
@@ -103,3 +114,32 @@ class FakeBackend:
         first_lp = top[0][1] if top else self.token_logprob
         first = TokenLogprob(top[0][0] if top else tokens[0], first_lp, top)
         return (first, *(TokenLogprob(t, self.token_logprob) for t in tokens[1:]))
+
+
+class FakeModels:
+    """Several scripted models with one responder and one request log: the in-process counterpart of
+    `evalbench.serve.stub.StubServer` (same responder signature, `requests`, `request_count`).
+
+        models = FakeModels(("pol_a", "judge"), responder=script)
+        CachedBackend(models.backend("pol_a"), cache)
+
+    A model that is not in `models` fails every request, as a server that does not serve it would.
+    """
+
+    def __init__(self, models: Sequence[str] = ("fake",), *, responder: Responder = echo,
+                 top_logprobs: Callable[[dict[str, Any]], list[tuple[str, float]]] | None = None):
+        self.models = tuple(models)
+        self.responder = responder
+        self.top_logprobs = top_logprobs
+        self.requests: list[dict[str, Any]] = []
+
+    @property
+    def request_count(self) -> int:
+        return len(self.requests)
+
+    def backend(self, model: str) -> FakeBackend:
+        def unknown(body: dict[str, Any]) -> str | None:
+            return None if model in self.models else f"model {model!r} is not served (serving: {', '.join(self.models)})"
+
+        return FakeBackend(model, responder=self.responder, top_logprobs=self.top_logprobs, fail=unknown,
+                           log=self.requests)

@@ -17,6 +17,7 @@ from evalbench.cache import Cache
 from evalbench.errors import InputError
 from evalbench.generate.backend import CachedBackend
 from evalbench.generate.client import OpenAICompatibleBackend
+from evalbench.generate.fake import FakeModels
 from evalbench.io import read_jsonl, stable_hash
 from evalbench.serve.stub import StubServer, StubState
 from evalbench.store import ResultsStore, SampleRecord
@@ -71,8 +72,15 @@ class Script:
         return self.pair(body) if "two AI assistants" in system else self.single(body)
 
 
-def _backend(stub, model, cache):
-    return CachedBackend(OpenAICompatibleBackend(stub.base_url, model, api_key="x", max_concurrency=4), cache)
+def _requests(models) -> list:
+    return models.requests if isinstance(models, FakeModels) else models.state.requests
+
+
+def _backend(models, model, cache):
+    """`model` on the in-process fakes (FakeModels) or, where HTTP is under test, on the stub server."""
+    if isinstance(models, FakeModels):
+        return CachedBackend(models.backend(model), cache)
+    return CachedBackend(OpenAICompatibleBackend(models.base_url, model, api_key="x", max_concurrency=4), cache)
 
 
 def _pipeline(tmp_path, stub, cache, *, seeds=(0,), constrained=False, run_id="r1", **options):
@@ -93,6 +101,12 @@ def _pipeline(tmp_path, stub, cache, *, seeds=(0,), constrained=False, run_id="r
 
 @pytest.fixture()
 def stub():
+    """The policies and the judge as in-process scripted models (no HTTP: it is not what these test)."""
+    return FakeModels(("pol_a", "pol_b", "judge"), responder=Script())
+
+
+@pytest.fixture()
+def http_stub():
     with StubServer(models=("pol_a", "pol_b", "judge"), state=StubState(responder=Script())) as server:
         yield server
 
@@ -123,7 +137,7 @@ def test_two_turn_generation_temperatures_seeds_and_fastchat_answers(tmp_path, s
     assert by[(81, 2)].sampling["seed"] == stable_hash(0, 81, 2) % 2 ** 31
     assert "temperature" not in by[(111, 1)].sampling and "seed" not in by[(111, 1)].sampling
     # What the server received matches what was recorded.
-    sent = [b for b in stub.state.requests if b["model"] == "pol_a" and HAWAII in b["messages"][0]["content"]]
+    sent = [b for b in _requests(stub) if b["model"] == "pol_a" and HAWAII in b["messages"][0]["content"]]
     assert sorted(b.get("seed") for b in sent) == sorted([stable_hash(0, 81, 1) % 2 ** 31,
                                                           stable_hash(0, 81, 2) % 2 ** 31])
     # FastChat model_answer file, strict read-back: every question, two turns, named by the file.
@@ -139,8 +153,8 @@ def test_num_choices_each_choice_continues_its_own_first_turn(tmp_path, stub):
                              pairwise="all")
     gens = {g.turn: g for g in run.generations(suite="mtbench", checkpoint="pol_a", seed=0)}
     assert len(gens[1].outputs) == 2 and len(gens[2].outputs) == 2
-    t1 = [b for b in stub.state.requests if b["model"] == "pol_a" and len(b["messages"]) == 1]
-    t2 = [b for b in stub.state.requests if b["model"] == "pol_a" and len(b["messages"]) == 3]
+    t1 = [b for b in _requests(stub) if b["model"] == "pol_a" and len(b["messages"]) == 1]
+    t2 = [b for b in _requests(stub) if b["model"] == "pol_a" and len(b["messages"]) == 3]
     assert [b["n"] for b in t1] == [2] and len(t2) == 2 and all(b["n"] == 1 for b in t2)
     # Choice 1 of turn 2 gets its own seed (vLLM would otherwise derive it from choice 0's).
     assert sorted(b["seed"] for b in t2) == sorted([stable_hash(0, 81, 2) % 2 ** 31,
@@ -181,8 +195,8 @@ def test_single_grading_fastchat_rules_failures_and_files(tmp_path, stub):
     assert by_model["pol_a"].average == pytest.approx(m["score"]) and by_model["pol_a"].n_failed == 1
     # Reference-guided grading: the GPT-4 reference answer of question 111 reached the judge.
     ref = mt.load_reference_answers()[111].turns[0]
-    assert any(ref in b["messages"][-1]["content"] for b in stub.state.requests if b["model"] == "judge")
-    judge_bodies = [b for b in stub.state.requests if b["model"] == "judge"]
+    assert any(ref in b["messages"][-1]["content"] for b in _requests(stub) if b["model"] == "judge")
+    judge_bodies = [b for b in _requests(stub) if b["model"] == "judge"]
     assert all(b["temperature"] == 0 and b["max_tokens"] == 2048 for b in judge_bodies)
     assert all("structured_outputs" not in b for b in judge_bodies)
     assert (run.artifacts / "mtbench" / "radar.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -206,7 +220,7 @@ def test_constrained_judge_sends_the_rating_regex(tmp_path, stub):
     cache = Cache(tmp_path / "c.sqlite")
     _pipeline(tmp_path, stub, cache, constrained=True, question_ids=(82,), judge_max_tokens=64,
               pairwise="all")
-    judge = [b for b in stub.state.requests if b["model"] == "judge"]
+    judge = [b for b in _requests(stub) if b["model"] == "judge"]
     single = [b for b in judge if "two AI assistants" not in b["messages"][0]["content"]]
     pair = [b for b in judge if "two AI assistants" in b["messages"][0]["content"]]
     assert single and pair and all(b["max_tokens"] == 64 for b in judge)
@@ -233,7 +247,7 @@ def test_pairwise_inconsistent_verdicts_are_ties(tmp_path, stub):
     assert {(r["model_1"], r["model_2"], r["g1_winner"], r["g2_winner"]) for r in rows} == {
         ("pol_a", "pol_b", "model_1", "model_2")}
     # Both orders were sent: each game shows the other model first.
-    pair_bodies = [b["messages"][-1]["content"] for b in stub.state.requests
+    pair_bodies = [b["messages"][-1]["content"] for b in _requests(stub)
                    if b["model"] == "judge" and "two AI assistants" in b["messages"][0]["content"]]
     firsts = [u.index("<pol_a>") < u.index("<pol_b>") for u in pair_bodies]
     assert firsts.count(True) == firsts.count(False) == n
@@ -269,7 +283,8 @@ def test_pairwise_unparsable_game_fails_the_row(tmp_path):
     assert not (run.artifacts / "mtbench" / "radar.png").exists()  # no single grading, no category scores
 
 
-def test_judge_http_errors_are_counted_failures(tmp_path, stub):
+def test_judge_http_errors_are_counted_failures(tmp_path, http_stub):
+    stub = http_stub
     cache = Cache(tmp_path / "c.sqlite")
     suite = MTBench(MTBenchOptions(question_ids=(82,), max_new_tokens=8))
     run = ResultsStore(tmp_path / "res").start({"t": 1}, "h", run_id="r")
@@ -284,7 +299,8 @@ def test_judge_http_errors_are_counted_failures(tmp_path, stub):
     assert [r["score"] for r in rows] == [-1, -1]
 
 
-def test_generation_failure_is_a_failed_sample(tmp_path, stub):
+def test_generation_failure_is_a_failed_sample(tmp_path, http_stub):
+    stub = http_stub
     cache = Cache(tmp_path / "c.sqlite")
     suite = MTBench(MTBenchOptions(question_ids=(82, 81), max_new_tokens=8))
     run = ResultsStore(tmp_path / "res").start({"t": 1}, "h", run_id="r")
@@ -296,7 +312,7 @@ def test_generation_failure_is_a_failed_sample(tmp_path, stub):
     assert {r.sample_id for r in records} == {"81", "82"}
     assert all(r.scores["score"] is None and "turn 1 generation failed" in r.error for r in records)
     assert suite.summarize(records)["n_failed"] == 4  # 2 questions x 2 turns without a rating
-    assert not [b for b in stub.state.requests if b["model"] == "judge"]
+    assert not [b for b in _requests(stub) if b["model"] == "judge"]
 
 
 def test_summarize_is_pure_and_hand_checked():
@@ -326,7 +342,7 @@ def test_seeds_share_greedy_answers_and_name_fastchat_files(tmp_path, stub):
     cache = Cache(tmp_path / "c.sqlite")
     run, *_ = _pipeline(tmp_path, stub, cache, seeds=(0, 1), question_ids=(81, 111))
     # 111 (math) is greedy: seed 1 reuses seed 0's cached answers; 81 (writing) is resampled.
-    t1_111 = [b for b in stub.state.requests if b["model"] == "pol_a" and len(b["messages"]) == 1
+    t1_111 = [b for b in _requests(stub) if b["model"] == "pol_a" and len(b["messages"]) == 1
               and "triangle" in b["messages"][0]["content"]]
     assert len(t1_111) == 1
     names = sorted(p.name for p in (run.artifacts / "mtbench" / "model_answer").iterdir())
@@ -396,7 +412,7 @@ def test_baseline_from_a_published_answer_file(tmp_path, stub, data_dir):
     assert {(r["model_1"], r["model_2"]) for r in rows} == {("pol_a", "gpt-3.5-turbo"),
                                                             ("pol_b", "gpt-3.5-turbo")}
     gpt35 = mt.read_model_answers(published)[82].turns[0]
-    assert any(gpt35 in b["messages"][-1]["content"] for b in stub.state.requests if b["model"] == "judge")
+    assert any(gpt35 in b["messages"][-1]["content"] for b in _requests(stub) if b["model"] == "judge")
     assert metrics[("pol_a", 0)]["n_pairwise"] == 4
 
 

@@ -6,11 +6,13 @@
                                                        #   worker subprocess for unfinished tasks
     records = load_records(out_dir, plan, ...)         # lm-eval samples -> SampleRecords
 
-Backends (`options.backend`):
+Backends (`options.backend`, looked up in `LM_EVAL_ENGINES` under the names of
+`evalbench.backends.BACKENDS`):
 
-* `inprocess`: lm-eval's `vllm` model inside the worker process.
+* `inprocess` (`vllm-inprocess`): lm-eval's `vllm` model inside the worker process.
 * `server`: lm-eval's `local-completions` model against an OpenAI-compatible `/v1/completions`:
-  `options.base_url` if given, else a vLLM server that evalbench starts for the checkpoint.
+  `options.base_url` if given (`endpoint`), else a vLLM server that evalbench starts for the
+  checkpoint (`vllm-server`).
 
 LoRA on the vLLM CPU build (docs/cpu-notes.md): prompt log-prob work on an engine with LoRA enabled
 crashes as soon as two prompts share a step. Evalbench therefore never sends it there: with
@@ -35,7 +37,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +47,7 @@ from pydantic import Field, field_validator
 from evalbench.config import Spec
 from evalbench.errors import EvalbenchError, InputError
 from evalbench.io import canonical_json, read_json, read_jsonl_tolerant, sha256_text, write_json_atomic
+from evalbench.registry import Registry
 from evalbench.store import SampleRecord
 from evalbench.suites.openllm import tasks as T
 from evalbench.suites.openllm.metrics import records_from_samples
@@ -276,53 +279,83 @@ class Engine:
     server: Any = None
 
 
+# lm-eval's model for each evalbench backend (evalbench.backends names): the same registry names,
+# because `options.backend` / `base_url` pick a backend exactly as `evalbench run` does.
+LM_EVAL_ENGINES: Registry[Callable[..., contextlib.AbstractContextManager[Engine]]] = Registry("lm-eval backend")
+_BY_OPTION = {"inprocess": "vllm-inprocess", "server": "vllm-server"}
+
+
+def lm_eval_backend(options: OpenLLMOptions) -> str:
+    """The backend lm-eval runs on: `endpoint` (a given base_url), `vllm-server` or `vllm-inprocess`."""
+    return "endpoint" if options.backend == "server" and options.base_url else _BY_OPTION[options.backend]
+
+
 @contextlib.contextmanager
 def engine_for(target: Target, options: OpenLLMOptions, *, home: Path, log_dir: Path) -> Iterator[Engine]:
     """Set up the engine for `target` (merged copy, managed server) and tear it down afterwards."""
+    with LM_EVAL_ENGINES.get(lm_eval_backend(options))(target, options, home=home, log_dir=log_dir) as engine:
+        yield engine
+
+
+@LM_EVAL_ENGINES.register("endpoint")
+@contextlib.contextmanager
+def _endpoint_engine(target: Target, options: OpenLLMOptions, *, home: Path, log_dir: Path) -> Iterator[Engine]:
+    base = target.base_model
+    with_lora, served, served_len = _endpoint_names(target, options)
+    max_length = options.max_length or served_len or model_max_length(base)
+    who = identity(target, options, engine="endpoint", max_length=max_length,
+                   endpoint=f"{options.base_url}#{served}")
+    args = _completions_args(served, options.base_url, tokenizer=base, options=options, max_length=max_length)
+    # A LoRA-enabled vLLM CPU server dies on concurrent prompt log-probs: one at a time there.
+    safe = {"num_concurrent": 1, "batch_size": 1} if with_lora else None
+    yield Engine(_api_model(options), args, who, safe)
+
+
+def _local_model(target: Target, options: OpenLLMOptions, *, home: Path, log_dir: Path
+                 ) -> tuple[str, dict[str, Any]]:
+    """(the model path to load: base or a merged copy, lm-eval vllm LoRA args), after checking both."""
     from evalbench.config import AdapterSpec
     from evalbench.serve.vllm_server import check_adapter, check_model
 
     base = target.base_model
-    if options.backend == "server" and options.base_url:
-        with_lora, served, served_len = _endpoint_names(target, options)
-        max_length = options.max_length or served_len or model_max_length(base)
-        who = identity(target, options, engine="endpoint", max_length=max_length,
-                       endpoint=f"{options.base_url}#{served}")
-        args = _completions_args(served, options.base_url, tokenizer=base, options=options, max_length=max_length)
-        # A LoRA-enabled vLLM CPU server dies on concurrent prompt log-probs: one at a time there.
-        safe = {"num_concurrent": 1, "batch_size": 1} if with_lora else None
-        yield Engine(_api_model(options), args, who, safe)
-        return
-
     check_model(base)
-    model_path = base
-    lora_args: dict[str, Any] = {}
-    if target.adapter_path:
-        check_adapter(AdapterSpec(name=target.name, path=target.adapter_path), base)
-        if lora_mode(options) == "merge":
-            from evalbench.suites.openllm.merge import ensure_merged
+    if not target.adapter_path:
+        return base, {}
+    adapter = AdapterSpec(name=target.name, path=target.adapter_path)
+    check_adapter(adapter, base)
+    if lora_mode(options) == "merge":
+        from evalbench.suites.openllm.merge import ensure_merged
 
-            model_path = str(ensure_merged(base, target.adapter_path, home,
-                                           log_path=log_dir / f"merge-{target.name}.log"))
-        elif options.backend == "inprocess":
-            from evalbench.serve.vllm_server import adapter_rank
-
-            lora_args = {"lora_local_path": str(Path(target.adapter_path).resolve()),
-                         "max_lora_rank": max(16, adapter_rank(AdapterSpec(name=target.name, path=target.adapter_path)))}
-    max_length = options.max_length or model_max_length(base)
+        return str(ensure_merged(base, target.adapter_path, home, log_path=log_dir / f"merge-{target.name}.log")), {}
     if options.backend == "inprocess":
-        who = identity(target, options, engine="vllm-inprocess", max_length=max_length)
-        args: dict[str, Any] = {"pretrained": model_path, "dtype": options.dtype, "max_model_len": max_length,
-                                "max_gen_toks": options.max_gen_toks, "enforce_eager": True, "seed": 1234,
-                                **lora_args}
-        if options.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = options.gpu_memory_utilization
-        yield Engine("vllm", args, who)
-        return
+        from evalbench.serve.vllm_server import adapter_rank
 
-    from evalbench.config import ServerSpec
+        return base, {"lora_local_path": str(Path(target.adapter_path).resolve()),
+                      "max_lora_rank": max(16, adapter_rank(adapter))}
+    return base, {}
+
+
+@LM_EVAL_ENGINES.register("vllm-inprocess")
+@contextlib.contextmanager
+def _inprocess_engine(target: Target, options: OpenLLMOptions, *, home: Path, log_dir: Path) -> Iterator[Engine]:
+    model_path, lora_args = _local_model(target, options, home=home, log_dir=log_dir)
+    max_length = options.max_length or model_max_length(target.base_model)
+    who = identity(target, options, engine="vllm-inprocess", max_length=max_length)
+    args: dict[str, Any] = {"pretrained": model_path, "dtype": options.dtype, "max_model_len": max_length,
+                            "max_gen_toks": options.max_gen_toks, "enforce_eager": True, "seed": 1234, **lora_args}
+    if options.gpu_memory_utilization is not None:
+        args["gpu_memory_utilization"] = options.gpu_memory_utilization
+    yield Engine("vllm", args, who)
+
+
+@LM_EVAL_ENGINES.register("vllm-server")
+@contextlib.contextmanager
+def _server_engine(target: Target, options: OpenLLMOptions, *, home: Path, log_dir: Path) -> Iterator[Engine]:
+    from evalbench.config import AdapterSpec, ServerSpec
     from evalbench.serve.vllm_server import VLLMServer
 
+    model_path, _ = _local_model(target, options, home=home, log_dir=log_dir)
+    max_length = options.max_length or model_max_length(target.base_model)
     served = _served_name(target.name)
     adapters: tuple[AdapterSpec, ...] = ()
     if target.adapter_path and lora_mode(options) == "native":
