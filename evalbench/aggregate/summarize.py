@@ -128,6 +128,10 @@ def _validate_rows(rows: Any, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# Runs whose summary, if any, may not be the run's final results.
+UNFINISHED_STATUSES = frozenset({"error", "interrupted", "started"})
+
+
 def load_run(run: str | Path | Run, *, with_samples: bool = False) -> RunData:
     """Read a run directory's header and summary (and samples when asked); errors name the file."""
     path = run.path if isinstance(run, Run) else Path(run)
@@ -172,6 +176,7 @@ def load_runs(args: Sequence[str | Path], *, results_root: str | Path = "results
         raise InputError("give at least one run directory, results root or run id")
     explicit_missing: list[Path] = []
     skipped: list[Path] = []
+    unfinished: list[str] = []
     out: list[RunData] = []
     seen: set[Path] = set()
     for arg in args:
@@ -184,16 +189,30 @@ def load_runs(args: Sequence[str | Path], *, results_root: str | Path = "results
             if not (p / "summary.json").exists():
                 (explicit_missing if explicit else skipped).append(p / "summary.json")
                 continue
-            out.append(load_run(p, with_samples=with_samples))
+            run = load_run(p, with_samples=with_samples)
+            status = run.header.get("status")
+            if status in UNFINISHED_STATUSES:
+                # A run that failed or was interrupted after writing results may hold partial or
+                # stale numbers: left out of a scan of a results root, kept (with a warning) when named.
+                if not explicit:
+                    unfinished.append(f"{p.name} ({status})")
+                    continue
+                log.warning("run %s has status '%s': its results may be partial (rerun the same command to "
+                            "finish it)", p.name, status)
+            out.append(run)
     if explicit_missing:
         raise InputError("missing summary file(s) (run not finished? rerun the same command to resume): "
                          + ", ".join(str(p) for p in explicit_missing))
     if skipped:
         log.warning("skipping %d run(s) without summary.json: %s", len(skipped),
                     ", ".join(str(p) for p in skipped))
+    if unfinished:
+        log.warning("skipping %d run(s) that did not finish: %s (name a run to include it anyway)",
+                    len(unfinished), ", ".join(unfinished))
     if not out:
-        raise InputError("no finished runs: missing summary file(s) "
-                         + ", ".join(str(p) for p in skipped))
+        raise InputError("no finished runs: " + "; ".join(
+            part for part in (("missing summary file(s) " + ", ".join(str(p) for p in skipped)) if skipped else "",
+                              ("unfinished run(s) " + ", ".join(unfinished)) if unfinished else "") if part))
     return out
 
 

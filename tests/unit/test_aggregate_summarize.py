@@ -178,3 +178,21 @@ def test_score_array_keeps_judge_repeats_on_their_own_axis_when_asked(tmp_path):
     arr = ResultSet([run]).group("alpaca", "m").score_array("win_rate", judge_repeats=True)
     assert arr.values.shape == (1, 1, 2, 2)
     assert arr.values[0, 0, :, 0].tolist() == [1.0, 3.0] and arr.values[0, 0, :, 1].tolist() == [2.0, 6.0]
+
+
+def test_scan_skips_unfinished_runs_with_a_note_and_keeps_named_ones(tmp_path, caplog):
+    # A run that failed after writing results neither fails nor pollutes `export` over a results root.
+    import json as _json
+
+    from evalbench.aggregate.summarize import load_runs
+    from tests.unit.synth_runs import Unit, make_run, scores
+
+    ok = make_run(tmp_path / "results", "ok", [Unit("a", scores(10, 50, 5, 1))])
+    bad = make_run(tmp_path / "results", "bad", [Unit("a", scores(10, 50, 5, 2))])
+    header = _json.loads((bad / "run.json").read_text())
+    (bad / "run.json").write_text(_json.dumps({**header, "status": "error", "error": "judge died"}))
+    runs = load_runs([tmp_path / "results"])
+    assert [r.run_id for r in runs] == ["ok"]
+    assert "skipping 1 run(s) that did not finish: bad (error)" in caplog.text
+    assert [r.run_id for r in load_runs([bad])] == ["bad"]  # named explicitly: loaded, with a warning
+    assert ok.exists()
