@@ -144,12 +144,12 @@ class Run:
         # retried failure) is appended and supersedes the old one.
         stored = self._stored.get(name)
         if stored is None:
-            stored = {_row_key(r, key_fields): canonical_json(r) for r in read_jsonl_tolerant(self.path / name)}
+            stored = {_row_key(r, key_fields): _content(r) for r in read_jsonl_tolerant(self.path / name)}
             self._stored[name] = stored
         fresh: dict[tuple, Any] = {}
         for row in rows:
             data = row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row)
-            key, text = _row_key(data, key_fields), canonical_json(data)
+            key, text = _row_key(data, key_fields), _content(data)
             if stored.get(key) != text:
                 stored[key] = text
                 fresh[key] = data
@@ -217,6 +217,15 @@ class Run:
         store is the bottom layer and imports nothing that reads runs back.
         """
         self.write_summary({"results": rows, "aggregate": aggregate, **extra})
+
+
+def _content(row: dict[str, Any]) -> str:
+    """What makes a record new: everything but flags about how this invocation got it (a resumed
+    run finds in the cache what the first run computed: `data.judge_cached` flips, the record not)."""
+    data = row.get("data")
+    if isinstance(data, dict) and any(k.endswith("cached") for k in data):
+        row = {**row, "data": {k: v for k, v in data.items() if not k.endswith("cached")}}
+    return canonical_json(row)
 
 
 def _row_key(row: dict[str, Any], key_fields: tuple[str, ...]) -> tuple:

@@ -260,3 +260,76 @@ def test_evalbench_run_with_a_faulty_generator_and_judge_equals_the_fault_free_r
         assert main(argv + ["--max-failed", "0.05"]) == 0
         assert judge.request_count == calls + 1 and pol.request_count == 30
     assert results("failing") == results("clean")
+
+
+def _spawn(argv):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "evalbench.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _samples_lines(tmp_path, name):
+    from evalbench.store import ResultsStore
+
+    run = next(ResultsStore(tmp_path / name).runs())
+    return (run.path / "samples.jsonl").read_text().splitlines()
+
+
+def test_concurrent_identical_runs_pay_each_request_once(tmp_path):
+    from evalbench.cli import main
+
+    slow_judge = StubState(responder=lambda b: "m", top_logprobs=_verdict_logprobs, latency_s=0.05)
+    with StubServer(models=("pol",), state=StubState(responder=_policy, latency_s=0.05)) as pol, \
+            StubServer(models=("judge",), state=slow_judge) as judge:
+        argv = _run_argv(tmp_path, "twice", pol.base_url, judge.base_url)
+        first, second = _spawn(argv), _spawn(argv)
+        codes = sorted([first.wait(timeout=240), second.wait(timeout=240)])
+        errs = first.stderr.read() + second.stderr.read()
+        if codes == [0, 0]:  # the second one started after the first had finished: it paid nothing
+            assert (pol.request_count, judge.request_count) == (30, 30)
+        else:
+            assert codes == [0, 75] and "is in use by process" in errs
+        assert (pol.request_count, judge.request_count) == (30, 30)
+        assert main(argv) == 0 and (pol.request_count, judge.request_count) == (30, 30)
+    assert len(_samples_lines(tmp_path, "twice")) == 30
+
+
+def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, capsys):
+    import random
+    import signal
+    import time
+
+    from evalbench.cli import main
+    from evalbench.store import ResultsStore
+
+    rng = random.Random(7)
+    slow_judge = StubState(responder=lambda b: "m", top_logprobs=_verdict_logprobs, latency_s=0.1)
+    with StubServer(models=("pol",), state=StubState(responder=_policy, latency_s=0.1)) as pol, \
+            StubServer(models=("judge",), state=slow_judge) as judge:
+        assert main(_run_argv(tmp_path, "clean", pol.base_url, judge.base_url)) == 0
+        with FaultProxy(pol.base_url, FaultPlan(rate=0.3, kinds=("429", "500", "drop", "bad_json"), seed=8)) as pp, \
+                FaultProxy(judge.base_url, FaultPlan(rate=0.3, kinds=("429", "empty_choices", "truncated"),
+                                                     seed=9)) as jp:
+            argv = _run_argv(tmp_path, "killed", pp.base_url, jp.base_url)
+            kills = 0
+            for _ in range(6):
+                proc = _spawn(argv)
+                time.sleep(rng.uniform(1.0, 5.0))
+                if proc.poll() is not None:
+                    break
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+            assert main(argv) == 0
+    capsys.readouterr()
+    assert kills >= 1
+
+    def results(name):
+        run = next(ResultsStore(tmp_path / name).runs())
+        return [(r["checkpoint"], r["n_samples"], r["n_failed"], r["metrics"]) for r in run.summary()["results"]]
+
+    assert results("killed") == results("clean")
+    # Resumes appended only what was new: one line per sample (no copies from the resumes).
+    assert len(_samples_lines(tmp_path, "killed")) == 30

@@ -124,3 +124,11 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     out = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" -c "$1" "$2"', sys.executable, code,
                           str(tmp_path / "summary.json")], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0o644"
+
+
+def test_a_record_that_differs_only_in_its_cache_flags_is_not_new(tmp_path):
+    run = ResultsStore(tmp_path).start({}, "h", run_id="r")
+    first = SampleRecord(suite="alpaca", checkpoint="a", seed=0, sample_id="0", scores={"win": 1.0},
+                         data={"judge_cached": False, "judged": True})
+    assert run.append_samples([first]) == 1
+    assert run.append_samples([first.model_copy(update={"data": {"judge_cached": True, "judged": True}})]) == 0
