@@ -131,7 +131,8 @@ def run_evalbench(out_dir: Path, eval_set: Path, server, model: str, max_new_tok
     t0 = time.perf_counter()
     run = ResultsStore(out_dir / "evalbench_results").start({"alpaca": options.model_dump(mode="json")},
                                                              options.spec_hash(), data_files=suite.data_files())
-    ctx = SuiteContext(run=run, judge=CachedBackend(judge, cache), judge_name=model, constrained_judge=True)
+    ctx = SuiteContext(judge=CachedBackend(judge, cache), judge_name=model, constrained_judge=True,
+                       artifacts_dir=run.artifacts)
     ckpt = Checkpoint(name=model, backend=CachedBackend(policy, cache), base_model=str(server.spec.model))
     gens = suite.generate(ctx, ckpt, 0)
     t_gen = time.perf_counter() - t0

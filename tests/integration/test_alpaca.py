@@ -20,6 +20,7 @@ from evalbench.store import ResultsStore
 from evalbench.suites.alpaca.data import load_eval_set, read_annotations
 from evalbench.suites.alpaca.suite import SUMMARY_KEYS, AlpacaEval2, AlpacaOptions
 from evalbench.suites.base import Checkpoint, SuiteContext
+from evalbench.api import drive
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +32,11 @@ def _run_once(server, tiny_model, lora_adapter, store, cache, options, run_id):
                       run_id=run_id)
     policy = server.backend("lora_a")
     judge = server.backend("tiny")
-    ctx = SuiteContext(run=run, judge=CachedBackend(judge, cache), judge_name="tiny", constrained_judge=True,
-                       limit=LIMIT)
+    ctx = SuiteContext(judge=CachedBackend(judge, cache), judge_name="tiny", constrained_judge=True, limit=LIMIT)
     ckpt = Checkpoint(name="lora_a", backend=CachedBackend(policy, cache), base_model=str(tiny_model),
                       adapter_path=str(lora_adapter))
     suite = AlpacaEval2(options)
-    gens = suite.generate(ctx, ckpt, 0)
-    samples = suite.score(ctx, ckpt, 0, gens)
+    samples = drive(run, [suite], [ckpt], [0], ctx)[("alpaca", "lora_a", 0)]
     metrics = suite.summarize(samples)
     run.write_summary({"results": [{"suite": "alpaca", "checkpoint": "lora_a", "seed": 0, "metrics": metrics,
                                     "n_samples": len(samples), "n_failed": metrics["n_failed"]}]})

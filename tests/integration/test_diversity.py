@@ -18,6 +18,7 @@ from evalbench.generate.backend import CachedBackend
 from evalbench.store import ResultsStore
 from evalbench.suites.base import Checkpoint, SuiteContext
 from evalbench.suites.diversity import Diversity, DiversityOptions
+from evalbench.api import RecordSink
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +27,16 @@ CHECKPOINTS = ("tiny", "lora_a")
 
 
 def _evaluate(suite, server, cache, run, adapter_path):
-    ctx = SuiteContext(run=run)
+    ctx = SuiteContext()
+    sink = RecordSink(run)  # what the driver does with the records the stages return
     out = {}
     for name in CHECKPOINTS:
         ckpt = Checkpoint(name=name, backend=CachedBackend(server.backend(name), cache), base_model="tiny",
                           adapter_path=str(adapter_path) if name == "lora_a" else None)
         gens = suite.generate(ctx, ckpt, seed=0)
+        sink.add_generations(gens)
         samples = suite.score(ctx, ckpt, 0, gens)
+        sink.add_samples(samples)
         out[name] = (ckpt, gens, samples, suite.summarize(samples))
     return out
 

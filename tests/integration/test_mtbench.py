@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
+from evalbench.api import RecordSink, drive, summarize_records
 from evalbench.cache import Cache
 from evalbench.generate.backend import CachedBackend
 from evalbench.store import ResultsStore
 from evalbench.suites.base import Checkpoint, SuiteContext
 from evalbench.suites.mtbench import data as mt
-from evalbench.suites.mtbench.cli import summary_rows
 from evalbench.suites.mtbench.suite import MTBench, MTBenchOptions
 
 pytestmark = pytest.mark.integration
@@ -33,15 +33,16 @@ def _evaluate(server, tiny_model, lora_adapter, tmp_path, cache):
            Checkpoint("lora_a", CachedBackend(server.backend("lora_a"), cache), str(tiny_model),
                       adapter_path=str(lora_adapter))]
     judge = CachedBackend(server.backend("tiny"), cache)
-    ctx = SuiteContext(run=run, judge=judge, judge_name="tiny", constrained_judge=True)
+    ctx = SuiteContext(judge=judge, judge_name="tiny", constrained_judge=True)
     single = MTBench(MTBenchOptions(question_ids=QIDS, max_new_tokens=32, judge_max_tokens=48))
-    for ck in cks:
-        single.score(ctx, ck, 0, single.generate(ctx, ck, 0))
-    single.finalize(ctx, cks, [0])
+    drive(run, [single], cks, [0], ctx)
     pair = MTBench(MTBenchOptions(question_ids=PAIR_QIDS, max_new_tokens=32, judge_max_tokens=48,
                                   pairwise="baseline", baseline="tiny"))
-    pair.finalize(ctx, cks, [0])
-    rows = summary_rows(run, single, ["tiny", "lora_a"], "tiny")
+    # Pairwise over the stored records of the single pass; the merged records replace them.
+    RecordSink(run).add_samples(pair.finalize(ctx, cks, [0], run.generations(suite="mtbench"),
+                                              run.samples(suite="mtbench")))
+    final = {("mtbench", ck.name, 0): run.samples(suite="mtbench", checkpoint=ck.name, seed=0) for ck in cks}
+    rows = summarize_records([single], cks, [0], final, "tiny")
     run.write_summary({"results": rows, "aggregate": []})
     run.finish("success")
     return run, cks, judge, {r["checkpoint"]: r["metrics"] for r in rows}

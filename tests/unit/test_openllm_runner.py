@@ -200,3 +200,25 @@ def test_cli_missing_offline_file_is_named(tmp_path, fake_model, monkeypatch, ca
     assert _cli("openllm", "--model", str(fake_model), "--tasks", "truthfulqa_mc2", "--results", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert str(empty / "openllm" / "truthfulqa" / "v0" / "mc_task.json") in err and "truthfulqa_mc2" in err
+
+
+def test_openllm_command_is_run_with_the_same_spec_and_run_id(tmp_path, fake_model):
+    """`evalbench openllm` is a preset of `evalbench run --suite openllm`: the same spec hash, so the
+    same run id whichever command started the evaluation."""
+    from evalbench.api import default_run_id
+    from evalbench.cli import build_parser
+    from evalbench.run_cli import spec_from_args as run_spec
+    from evalbench.suites.openllm.cli import spec_from_args as openllm_spec
+
+    parser = build_parser()
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    via_openllm = openllm_spec(parser.parse_args([
+        "openllm", "--model", str(fake_model), "--adapter", f"a={adapter}", "--tasks", "winogrande,gsm8k",
+        "--limit", "5", "--backend", "server", "--results", str(tmp_path / "r")]))
+    via_run = run_spec(parser.parse_args([
+        "run", "--suite", "openllm", "--model", str(fake_model), "--adapter", f"a={adapter}", "--limit", "5",
+        "--results", str(tmp_path / "r"), "--set", "suite_options.openllm.tasks=[winogrande,gsm8k]",
+        "--set", "suite_options.openllm.backend=server"]))
+    assert via_openllm == via_run
+    assert default_run_id(via_openllm) == default_run_id(via_run)
