@@ -235,7 +235,10 @@ def radar(values: Mapping[str, Mapping[str, float]], path: str | Path, *, title:
     return _save(fig, path)
 
 
-TRAINING_KEYS: tuple[str, ...] = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen",
+# Held-out keys (`eval/...`, rows with "split": "eval") follow their training counterparts, so a run
+# with held-out evaluation shows both within the first panels and one without it is unchanged.
+TRAINING_KEYS: tuple[str, ...] = ("loss", "eval/loss", "rewards/margins", "eval/rewards/margins",
+                                  "rewards/accuracies", "eval/rewards/accuracies", "rewards/chosen",
                                   "rewards/rejected", "beta", "learning_rate", "grad_norm")
 
 
