@@ -1,9 +1,8 @@
 """`evalbench mtbench judge`: grade FastChat answer files (published or saved) without generating.
 
     evalbench mtbench judge --answers ../shared/data/mt_bench/model_answer/{alpaca-13b,gpt-4}.jsonl \\
-        --judge-url http://127.0.0.1:8000/v1 --judge-model my-judge [--constrained]
-    evalbench mtbench judge --answers a.jsonl b.jsonl --mode pair --baseline b \\
-        --judge-url ... --judge-model ...
+        --judge url=http://127.0.0.1:8000/v1,model=my-judge [--constrained-judge]
+    evalbench mtbench judge --answers a.jsonl b.jsonl --mode pair --baseline b --judge vllm:JUDGE_MODEL
 
 Each model is named by its answer file, as FastChat does (`vicuna-13b-v1.3.jsonl` is
 `vicuna-13b-v1.3` whatever its `model_id` says). The command is `evalbench run --suite mtbench`
@@ -32,6 +31,7 @@ __all__ = ["add_command", "answer_files_spec"]
 
 def add_command(subparsers) -> None:
     from evalbench.argtypes import fraction, positive_int
+    from evalbench.judge.cli_options import add_judge_options
 
     parser = subparsers.add_parser("mtbench", help="MT-bench: judge FastChat answer files",
                                    description="MT-bench tools that work on FastChat files.")
@@ -44,17 +44,11 @@ def add_command(subparsers) -> None:
                     "and a summary.")
     p.add_argument("--answers", nargs="+", required=True, metavar="FILE",
                    help="FastChat model_answer/<model>.jsonl files; the model is named by the file name")
-    p.add_argument("--judge-url", required=True, metavar="URL", help="OpenAI-compatible base URL (…/v1)")
-    p.add_argument("--judge-model", required=True, metavar="NAME", help="judge model name at that endpoint")
-    p.add_argument("--judge-key-env", metavar="VAR",
-                   help="environment variable holding the judge's API key (default: OPENAI_API_KEY for "
-                        "api.openai.com, no key otherwise)")
+    add_judge_options(p, required=True)
     p.add_argument("--mode", choices=("single", "pair"), default="single",
                    help="single-answer grading (default) or pairwise comparison")
     p.add_argument("--baseline", metavar="MODEL",
                    help="pair mode: compare every model with this one (default: all pairs)")
-    p.add_argument("--constrained", action="store_true",
-                   help="constrain the judge's output (vLLM structured outputs) so every verdict parses")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help="results root (default: results)")
     p.add_argument("--run-id", help="reuse a run id (resume)")
@@ -66,7 +60,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--judge-prompts", metavar="FILE", help="judge_prompts.jsonl (default: FastChat's)")
     p.add_argument("--judge-max-tokens", type=positive_int, default=None, metavar="N",
                    help="judge token budget (default 2048, FastChat's; lower it for small local judges)")
-    p.add_argument("--max-concurrency", type=positive_int, default=8, metavar="N", help="parallel judge requests")
+    p.add_argument("--max-concurrency", type=positive_int, default=8, metavar="N",
+                   help="parallel requests to an endpoint judge (default 8)")
     p.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
                    help="allowed fraction of failed judgments per model (e.g. 0.01 or 1%%); above it the command "
                         "exits with code 3 after writing the run (default 0; docs/reliability.md)")
@@ -90,8 +85,8 @@ def _read_answer_files(paths: Sequence[str | Path], questions, wanted: set[int])
         answers = read_model_answers(path, questions)
         missing = sorted(wanted - answers.keys())
         if missing:
-            log.warning("%s: no answer to %d selected question(s) (first: %s); they are not judged", path,
-                        len(missing), missing[0])
+            log.warning("%s: no answer to %d selected question(s) (first: %s); they count as failed samples",
+                        path, len(missing), missing[0])
         out[model] = {qid: a for qid, a in answers.items() if qid in wanted}
         first[model] = path
         if not out[model]:
@@ -101,7 +96,7 @@ def _read_answer_files(paths: Sequence[str | Path], questions, wanted: set[int])
 
 def answer_files_spec(answer_files: Sequence[str | Path], *, judge: Mapping[str, Any],
                       mode: Literal["single", "pair"] = "single", baseline: str | None = None,
-                      constrained: bool = False, options: Mapping[str, Any] | None = None,
+                      constrained: bool | None = None, options: Mapping[str, Any] | None = None,
                       limit: int | None = None, results: str | Path = "results",
                       cache_path: str | Path | None = None):
     """The RunSpec that judges FastChat answer files: suite mtbench over the replay backend.
@@ -112,6 +107,8 @@ def answer_files_spec(answer_files: Sequence[str | Path], *, judge: Mapping[str,
     Args:
         answer_files: FastChat `model_answer/<model>.jsonl` files (model = file name).
         judge: a JudgeSpec mapping (e.g. `{"kind": "endpoint", "endpoint": {...}}`).
+        constrained: constrain the judge's verdicts (None: the JudgeSpec rule, on for same/vllm
+            judges and off for endpoints).
         mode: "single" (1-10 grading of both turns) or "pair" (both orders; all pairs, or every
             model against `baseline`, one of the files' models).
         options: extra MTBenchOptions fields (question_ids, judge_max_tokens, files).
@@ -153,7 +150,8 @@ def answer_files_spec(answer_files: Sequence[str | Path], *, judge: Mapping[str,
     # Read every file now: a bad row is reported (file, line, field) before the run starts.
     _read_answer_files(answer_files, suite.questions(), {q.question_id for q in selected})
     data: dict[str, Any] = {
-        "suites": ["mtbench"], "results_dir": str(results), "judge": {**judge, "constrained": constrained},
+        "suites": ["mtbench"], "results_dir": str(results),
+        "judge": {**judge, **({"constrained": constrained} if constrained is not None else {})},
         "model": {"base": "replay", "backend": "replay",
                   "replay": {m: str(Path(p).resolve()) for m, p in zip(names, answer_files)}},
         "suite_options": {"mtbench": fields} if fields else {}}
@@ -174,17 +172,17 @@ def _judge_command(args: argparse.Namespace) -> int:
     from evalbench.failures import enforce_failure_policy
     from evalbench.run_cli import enforce_failures
 
-    key_env = args.judge_key_env
-    if key_env is None and "api.openai.com" in args.judge_url:
-        key_env = "OPENAI_API_KEY"  # never send an OpenAI key to another host unless asked to
+    from evalbench.judge.cli_options import judge_spec
+
+    judge_fields = judge_spec(args, command="mtbench judge").model_dump(mode="json", exclude_unset=True)
+    if judge_fields.get("endpoint"):
+        judge_fields["endpoint"]["max_concurrency"] = args.max_concurrency
     options: dict[str, Any] = {"question_ids": args.question_ids, "questions_file": args.questions,
                                "reference_file": args.reference_answers, "judge_prompts_file": args.judge_prompts,
                                "judge_max_tokens": args.judge_max_tokens}
     options = {k: v for k, v in options.items() if v is not None}
-    judge = {"kind": "endpoint", "endpoint": {"base_url": args.judge_url, "model": args.judge_model,
-                                              "api_key_env": key_env, "max_concurrency": args.max_concurrency}}
-    spec = answer_files_spec(args.answers, judge=judge, mode=args.mode, baseline=args.baseline,
-                             constrained=args.constrained, options=options, limit=args.limit, results=args.out,
+    spec = answer_files_spec(args.answers, judge=judge_fields, mode=args.mode, baseline=args.baseline,
+                             options=options, limit=args.limit, results=args.out,
                              cache_path=args.cache)
     run = run_spec(spec, run_id=args.run_id)
     summary = run.summary()
@@ -197,7 +195,7 @@ def _judge_command(args: argparse.Namespace) -> int:
     else:
         cols = ["pairwise_win_rate", "n_pairwise_wins", "n_pairwise_losses", "n_pairwise_ties",
                 "n_pairwise_failed", "n_pairwise_inconsistent"]
-    print(f"MT-bench {args.mode} | judge: {args.judge_model}"
+    print(f"MT-bench {args.mode} | judge: {spec.judge.name('replay')}"
           + (f" | baseline: {args.baseline}" if args.baseline else ""))
     width = max([len("model")] + [len(r["checkpoint"]) for r in summary["results"]])
     print("  ".join(["model".ljust(width), *cols]))
