@@ -3,8 +3,8 @@
 Exit codes: 0 success, 1 a gate failed (regression), 2 usage or data error, 3 the run finished but
 items failed beyond --max-failed, 75 the run directory is in use by another process, 130 interrupted
 (docs/reliability.md).
-Each sub-command lives next to the code it drives and is listed here lazily as
-"module:function"; that function adds its parser to the sub-parser set.
+Each sub-command is listed here lazily as "module:function"; that function adds its parser to the
+sub-parser set. The global options (-v, -q, --log-json, --data-dir) work before or after the command.
 """
 
 from __future__ import annotations
@@ -19,26 +19,60 @@ from evalbench.errors import EvalbenchError
 
 log = logging.getLogger("evalbench")
 
-# name -> "module:function(subparsers)"; each module keeps heavy imports inside its handler.
+# name -> "module:function(subparsers)", in the order `--help` lists them: the main command first,
+# then training and the commands that read finished runs, then per-benchmark tools and utilities.
+# Each module keeps heavy imports inside its handler, so building the parser stays cheap.
 COMMANDS: dict[str, str] = {
-    "model": "evalbench.models.cli:add_command",
-    "serve": "evalbench.serve.cli:add_command",
-    "cache": "evalbench.cache_cli:add_command",
-    "runs": "evalbench.store_cli:add_command",
-    "score": "evalbench.score.cli:add_command",
-    "demo": "evalbench.demo:add_command",
+    "run": "evalbench.run_cli:add_command",
+    "train": "evalbench.train.cli:add_command",
     "compare": "evalbench.aggregate.cli:add_compare",
     "gate": "evalbench.aggregate.cli:add_gate",
     "export": "evalbench.report.cli:add_export",
     "report": "evalbench.report.cli:add_report",
     "analyze": "evalbench.report.cli:add_analyze",
-    "train": "evalbench.train.cli:add_command",
-    "reward": "evalbench.train.cli:add_reward_command",
     "alpaca": "evalbench.suites.alpaca.cli:add_command",
     "mtbench": "evalbench.suites.mtbench.cli:add_command",
-    "run": "evalbench.run_cli:add_command",
     "openllm": "evalbench.suites.openllm.cli:add_command",
+    "model": "evalbench.models.cli:add_command",
+    "serve": "evalbench.serve.cli:add_command",
+    "cache": "evalbench.cache_cli:add_command",
+    "runs": "evalbench.store_cli:add_command",
+    "score": "evalbench.score.cli:add_command",
+    "reward": "evalbench.train.cli:add_reward_command",
+    "demo": "evalbench.demo:add_command",
 }
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, on_command: bool = False) -> None:
+    """-v / -q / --log-json / --data-dir.
+
+    They are accepted before and after the command (`evalbench run ... -q`). On a command's parser
+    (`on_command`) their defaults are SUPPRESS, so a flag given only before the command is not reset
+    by the command's parser.
+    """
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if on_command else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument("--data-dir", default=default(None),
+                       help="local copy of benchmark files (default: $EVALBENCH_DATA_DIR, else the Hugging Face hub)")
+    group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (-vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                       help="warnings and errors only; no progress bars")
+    group.add_argument("--log-json", action="store_true", default=default(False),
+                       help="log as JSON lines on stderr (for CI)")
+
+
+def command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below `parser`: commands and their sub-commands (`alpaca judge`), each once."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    for action in parser._actions:  # argparse offers no public way to list sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if id(child) not in found:
+                    found[id(child)] = child
+                    found.update((id(p), p) for p in command_parsers(child))
+    return list(found.values())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,16 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evalbench",
         description="Evaluate LLM checkpoints with error bars: AlpacaEval 2, MT-bench, OpenLLM, diversity.")
     parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
-    parser.add_argument("--data-dir", help="local copy of benchmark files (default: $EVALBENCH_DATA_DIR, "
-                        "else the Hugging Face hub)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only; no progress bars")
-    parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr (for CI)")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, target in COMMANDS.items():
+    for target in COMMANDS.values():
         module, _, func = target.partition(":")
         getattr(importlib.import_module(module), func)(sub)
+    for command in command_parsers(parser):
+        add_global_options(command, on_command=True)
     return parser
 
 

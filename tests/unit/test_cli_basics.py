@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from evalbench.cli import main
 
 
@@ -36,3 +38,40 @@ def test_run_bad_judge_and_seeds(capsys):
     assert "unknown judge 'gpt4'" in capsys.readouterr().err
     assert main(["run", "--suite", "alpaca", "--model", "m", "--seeds", "1,x"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_run_is_listed_first_in_help(capsys):
+    from evalbench.cli import build_parser
+
+    help_text = build_parser().format_help()
+    listed = [line.split()[0] for line in help_text.split("COMMAND\n", 2)[-1].splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed[0] == "run" and {"train", "compare", "gate", "export", "alpaca", "mtbench"} <= set(listed)
+
+
+@pytest.mark.parametrize("argv", [
+    ["-q", "-v", "--log-json", "--data-dir", "{d}", "compare", "r1"],
+    ["compare", "r1", "-q", "-v", "--log-json", "--data-dir", "{d}"],
+    ["-q", "compare", "r1", "--log-json", "-v", "--data-dir", "{d}"],
+])
+def test_global_options_before_or_after_the_command(argv, tmp_path):
+    from evalbench.cli import build_parser
+
+    args = build_parser().parse_args([a.format(d=tmp_path) for a in argv])
+    assert (args.command, args.quiet, args.verbose, args.log_json, args.data_dir) == (
+        "compare", True, 1, True, str(tmp_path))
+
+
+def test_global_options_after_a_nested_command_and_their_defaults():
+    from evalbench.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["model", "build-tiny", "-q"])
+    assert (args.quiet, args.verbose, args.log_json, args.data_dir) == (True, 0, False, None)
+    args = parser.parse_args(["cache", "path"])
+    assert (args.quiet, args.verbose, args.log_json, args.data_dir) == (False, 0, False, None)
+
+
+def test_quiet_after_the_command_reaches_main(tmp_path, capsys):
+    code = main(["serve", "--model", str(tmp_path / "nope"), "-q"])
+    assert code == 2 and "model directory not found" in capsys.readouterr().err
