@@ -84,6 +84,25 @@ def file_problem(path: Path) -> str | None:
     return None
 
 
+# Paths whose header this process has checked. Only the first open in a process reads the header
+# with plain open()/close(): closing *any* descriptor of a file drops every POSIX lock the process
+# holds on it, SQLite's own included ("How To Corrupt An SQLite Database File", 2.2), so once a
+# connection may exist the file is left to SQLite alone.
+_HEADER_CHECKED: set[Path] = set()
+_HEADER_LOCK = threading.Lock()
+
+
+def _check_file_once(path: Path) -> None:
+    key = path.resolve()
+    with _HEADER_LOCK:  # held until the check is done: no thread connects while it reads
+        if key in _HEADER_CHECKED:
+            return
+        problem = file_problem(path)
+        if problem is not None:
+            raise CacheCorrupt(path, problem)
+        _HEADER_CHECKED.add(key)
+
+
 def _is_damage(exc: sqlite3.Error) -> bool:
     """A damaged file, as opposed to a busy or read-only one (OperationalError), which is not ours to judge."""
     return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
@@ -97,9 +116,7 @@ class Cache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.corrupt_dropped = 0
-        problem = file_problem(self.path)
-        if problem is not None:
-            raise CacheCorrupt(self.path, problem)
+        _check_file_once(self.path)
         try:
             with self._conn() as conn:
                 conn.executescript(_SCHEMA)
@@ -215,6 +232,8 @@ def prune(path: str | Path, *, older_than_s: float | None = None) -> dict[str, i
 def clear(path: str | Path) -> list[Path]:
     """Delete the cache file and its WAL/shared-memory siblings; returns what was removed."""
     path = Path(path)
+    with _HEADER_LOCK:
+        _HEADER_CHECKED.discard(path.resolve())
     removed = []
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if p.exists():

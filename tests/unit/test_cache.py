@@ -82,9 +82,12 @@ def test_a_truncated_file_is_detected_at_open(tmp_path):
 
     from evalbench.cache import CacheCorrupt
 
+    from evalbench import cache as cache_mod
+
     path = _filled(tmp_path / "cache.sqlite")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+    cache_mod._HEADER_CHECKED.clear()  # as in a new process: this one has checked the file already
     with pytest.raises(CacheCorrupt, match="truncated"):
         Cache(path)
 
