@@ -45,3 +45,7 @@ def resampler_for(suite: str, metric: str) -> Resampler | None:
     """The registered resampler of `suite`'s `metric`, or None for plain-mean metrics."""
     k = key(suite, metric)
     return DERIVED.get(k) if k in DERIVED else None
+
+
+# Built-in derived metrics (lazy: resolving one imports only its suite's resampling module).
+DERIVED.add(key("alpaca", "length_controlled_winrate"), "evalbench.suites.alpaca.resample:lc_resampler")

@@ -20,14 +20,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
-    "LEADERBOARD_METRICS",
     "LC_METRICS",
+    "LEADERBOARD_METRICS",
     "GamedRows",
     "LengthControlled",
     "clean_preferences",
-    "win_rate_metrics",
-    "std_delta_len",
     "length_controlled_winrate",
+    "length_controlled_winrate_resampled",
+    "std_delta_len",
+    "win_rate_metrics",
 ]
 
 # Leaderboard column names, in the leaderboard CSV's order (`mode` is a curation flag, not a metric).
@@ -311,3 +312,251 @@ def length_controlled_winrate(
         C=float(grid[best]),
         glm_preference=glm_pref,
     )
+
+
+# ------------------------------------------------------------------------ resampled LC (bootstrap refits)
+
+# Smoothing of |beta| in the refit: sqrt(beta^2 + eps^2) - eps. Its gradient differs from sign(beta)
+# by about eps^2 / (2 beta^2), far below the liblinear fit's own tolerance for any coefficient that is
+# not pinned at 0 by the L1 penalty, and a coefficient pinned at 0 moves by O(eps) at most.
+_L1_SMOOTHING = 1e-7
+_NEWTON_MAX_ITER = 100
+_NEWTON_TOL = 1e-6       # a row stops after a Newton step moving no coefficient by more than this
+_ARMIJO = 1e-4           # sufficient-decrease constant of the backtracking line search
+_MAX_HALVINGS = 40
+_ROUNDING = 1e-10        # relative size of an objective decrease below which it is not measurable
+
+
+def _weighted_std(delta: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Frequency-weighted sample standard deviation (ddof=1 on the weighted count) per row of `w`.
+
+    With integer bootstrap weights this is the ddof=1 std of the resampled data set (each row
+    repeated w times), so a row of ones gives `np.std(delta, ddof=1)`.
+    """
+    total = w.sum(axis=1)
+    mean = (w @ delta) / total
+    ss = (w * (delta[None, :] - mean[:, None]) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(ss / (total - 1.0))
+
+
+def _smooth_abs(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sqrt(b^2 + eps^2) - eps summed over coefficients, its gradient and its (diagonal) curvature."""
+    root = np.sqrt(beta ** 2 + _L1_SMOOTHING ** 2)
+    return (root - _L1_SMOOTHING).sum(axis=-1), beta / root, _L1_SMOOTHING ** 2 / root ** 3
+
+
+class _GlmData(NamedTuple):
+    """Training rows of the LC GLM for B weight rows at once (see `length_controlled_winrate_resampled`).
+
+    Model rows: features (tanh(delta / sd_b), difficulty, 1), soft labels `y`, weights `v` (B, n)
+    (0 for unjudged rows). Gamed rows: fixed features `g_X` (m, 3), labels `g_y`, weights `g_v`.
+    """
+
+    t: np.ndarray          # (B, n) tanh of the standardised length difference
+    difficulty: np.ndarray  # (n,)
+    y: np.ndarray          # (n,) soft labels (0 where unjudged; their weight is 0)
+    v: np.ndarray          # (B, n) C x resample weight of the judged rows
+    g_X: np.ndarray        # (m, 3)
+    g_y: np.ndarray        # (m,)
+    g_v: np.ndarray        # (m,) C x fixed weight
+    g_XX: np.ndarray       # (m, 9) outer products of the gamed features, for the Hessian
+
+
+def _softplus(z: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, z)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # tanh form: stable at both tails, no overflow warnings.
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _glm_evaluate(beta: np.ndarray, d: _GlmData, rows: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smoothed objective, gradient (k, 3) and Hessian (k, 3, 3) at `beta` (k, 3) for weight rows `rows`.
+
+    Objective: |beta|_eps + sum_i C v_i (softplus(z_i) - y_i z_i), z_i = x_i . beta. One pass over the
+    rows computes all three, so a Newton iteration with its line-search test costs one evaluation.
+    """
+    t = d.t[rows]
+    diff = d.difficulty[None, :]
+    v = d.v[rows]
+    z = beta[:, 0:1] * t + beta[:, 1:2] * diff + beta[:, 2:3]
+    q = _sigmoid(z)
+    f = (v * (_softplus(z) - d.y[None, :] * z)).sum(axis=1)
+    r = v * (q - d.y[None, :])                   # d loss / d z
+    h = v * q * (1.0 - q)                        # d2 loss / d z2
+    grad = np.stack([(r * t).sum(axis=1), r @ d.difficulty, r.sum(axis=1)], axis=1)
+    ht, hd = h * t, h * diff
+    # Model rows: the 6 distinct entries of sum h x x^T with x = (t, difficulty, 1).
+    s_tt, s_td, s_t = (ht * t).sum(axis=1), (ht * diff).sum(axis=1), ht.sum(axis=1)
+    s_dd, s_d, s_1 = (hd * diff).sum(axis=1), hd.sum(axis=1), h.sum(axis=1)
+    hess = np.stack([s_tt, s_td, s_t, s_td, s_dd, s_d, s_t, s_d, s_1], axis=1).reshape(-1, 3, 3)
+    # Gamed rows: fixed features and weights, so every sum is a matrix product (outer products
+    # of their features precomputed).
+    zg = beta @ d.g_X.T
+    qg = _sigmoid(zg)
+    f += (_softplus(zg) - d.g_y[None, :] * zg) @ d.g_v
+    grad += ((qg - d.g_y[None, :]) * d.g_v[None, :]) @ d.g_X
+    hess += (((qg * (1.0 - qg)) * d.g_v[None, :]) @ d.g_XX).reshape(-1, 3, 3)
+    l1, l1_grad, l1_curv = _smooth_abs(beta)
+    hess[:, [0, 1, 2], [0, 1, 2]] += l1_curv
+    return f + l1, grad + l1_grad, hess
+
+
+def _glm_newton(beta: np.ndarray, d: _GlmData, max_iter: int = _NEWTON_MAX_ITER) -> tuple[np.ndarray, int]:
+    """Minimise the smoothed objective for every weight row from `beta` (B, 3): damped Newton.
+
+    Each row takes the full Newton step and has it checked (Armijo) at the next evaluation; a row
+    whose step did not decrease the objective enough goes back and tries half the step. Rows stop
+    once a step moves no coefficient by more than `_NEWTON_TOL` (that last step is applied: Newton
+    converges quadratically, so what is left is of the order of its square). Converged rows drop
+    out, so later iterations cost only the stragglers. Returns the solution and the number of rows
+    that did not converge within `max_iter` evaluations.
+    """
+    beta = beta.copy()
+    k = len(beta)
+    active = np.arange(k)
+    prev_beta = beta.copy()           # the accepted iterate a pending step started from
+    prev_f = np.full(k, np.inf)       # its objective (inf: nothing pending)
+    prev_step = np.zeros_like(beta)
+    prev_slope = np.zeros(k)          # directional derivative along the pending step
+    alpha = np.ones(k)                # fraction of the pending step taken
+    for _ in range(max_iter):
+        if not len(active):
+            break
+        f, grad, hess = _glm_evaluate(beta[active], d, active)
+        # Close to the optimum the decrease is below the rounding of the objective and cannot be
+        # measured, so such steps are accepted (there Newton converges quadratically).
+        measurable = -prev_slope[active] > _ROUNDING * (1.0 + np.abs(f))
+        rejected = measurable & (f > prev_f[active] + _ARMIJO * alpha[active] * prev_slope[active])
+        back = active[rejected]
+        alpha[back] *= 0.5
+        beta[back] = prev_beta[back] + alpha[back, None] * prev_step[back]
+        gave_up = back[alpha[back] < 0.5 ** _MAX_HALVINGS]
+        beta[gave_up] = prev_beta[gave_up]  # no decrease along the Newton direction: at the optimum
+        ok = ~rejected
+        rows = active[ok]
+        step = -np.linalg.solve(hess[ok], grad[ok][:, :, None])[:, :, 0]
+        prev_beta[rows] = beta[rows]
+        prev_f[rows] = f[ok]
+        prev_step[rows] = step
+        prev_slope[rows] = (grad[ok] * step).sum(axis=1)
+        alpha[rows] = 1.0
+        beta[rows] += step
+        done = np.zeros(k, dtype=bool)
+        done[rows[np.abs(step).max(axis=1) <= _NEWTON_TOL]] = True
+        done[gave_up] = True
+        active = active[~done[active]]
+    return beta, len(active)
+
+
+def length_controlled_winrate_resampled(
+    preferences: ArrayLike,
+    len_model: ArrayLike,
+    len_reference: ArrayLike,
+    instruction_difficulty: ArrayLike,
+    gamed: GamedRows | None,
+    *,
+    C: float,
+    weights: ArrayLike,
+    regularize_lambda: float | None = 0.2,
+    init: ArrayLike | None = None,
+) -> np.ndarray:
+    """The LC win rate refitted under B row-weightings at once (bootstrap / jackknife resamples).
+
+    Solves, for every row `w_b` of `weights`, the objective of `length_controlled_winrate`'s final fit,
+    i.e. the weighted soft-label L1 logistic regression without intercept
+
+        |beta|_1 + C * sum_i v_i * (softplus(x_i.beta) - y_i x_i.beta),
+
+    where the model's rows get `v_i = w_b,i` and the gamed baselines' rows keep their fixed weight
+    `lambda / 2`. The L1 strength `C` is the one cross-validation chose on the full data: the refit
+    conditions on the tuning, as is standard for bootstrapping penalised fits (re-running the 5-fold
+    CV per resample would cost 50 fits each and changes the penalty by a grid step at most). Every
+    other step of the estimator is redone per resample: the length difference is standardised by
+    the weighted (ddof=1) standard deviation of the resampled rows, and the LC win rate is the
+    w-weighted mean over the model's rows of the predicted preference at zero length difference, x100.
+
+    Solver: Newton iterations with a per-row backtracking line search on a smoothed L1 penalty
+    (sqrt(beta^2 + eps^2), eps = 1e-7), all B problems at once (3 parameters each, vectorised over
+    B), warm-started at the full-data solution (itself solved the same way from `init` or zero).
+    With `weights` all ones the result is the liblinear fit's LC up to liblinear's tolerance.
+
+    Args:
+        preferences, len_model, len_reference, instruction_difficulty, gamed, regularize_lambda: as
+            for `length_controlled_winrate` (NaN preferences are left out of the fit but predicted).
+        C: the inverse L1 strength chosen on the full data (`LengthControlled.C`).
+        weights: (B, n) non-negative weights of the model's rows, e.g. bootstrap counts; a 1-D
+            array is one row.
+        init: optional (3,) starting coefficients for the full-data solve (e.g. liblinear's).
+
+    Returns:
+        (B,) LC win rates in points; NaN for a row whose weights leave fewer than 2 rows with
+        positive weight, no judged row, or a constant length difference.
+    """
+    prefs = clean_preferences(preferences)
+    n = len(prefs)
+    difficulty = np.asarray(instruction_difficulty, dtype=float)
+    delta = np.asarray(len_reference, dtype=float) - np.asarray(len_model, dtype=float)
+    if not (delta.shape == difficulty.shape == (n,)):
+        raise ValueError("preferences, len_model, len_reference and instruction_difficulty must be 1-D with "
+                         f"the same length (got {n}, {delta.shape}, {difficulty.shape})")
+    if not np.isfinite(difficulty).all() or not np.isfinite(delta).all():
+        raise ValueError("instruction_difficulty or the lengths hold NaN or infinite values")
+    if not (np.isfinite(C) and C > 0):
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    w = np.asarray(weights, dtype=float)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must have shape (B, {n}), got {np.asarray(weights).shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+
+    judged = ~np.isnan(prefs)
+    if regularize_lambda:
+        if gamed is None:
+            raise ValueError("regularize_lambda is set but no gamed-baseline rows were given")
+        g_pref = np.asarray(gamed.preference, dtype=float)
+        keep = ~np.isnan(g_pref)
+        g_X = np.column_stack([np.tanh(np.asarray(gamed.std_delta_len, dtype=float)),
+                               np.asarray(gamed.instruction_difficulty, dtype=float),
+                               np.zeros(len(g_pref))])[keep]
+        g_y, g_w = g_pref[keep], np.full(int(keep.sum()), regularize_lambda / 2)
+    else:
+        g_X, g_y, g_w = np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+    y = np.where(judged, prefs - 1.0, 0.0)
+
+    def data_for(wts: np.ndarray) -> tuple[_GlmData, np.ndarray]:
+        """The GLM rows for each weight row, and which weight rows define a fit at all."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = _weighted_std(delta, wts)
+        usable = (np.isfinite(sd) & (sd > 0) & ((wts > 0).sum(axis=1) >= 2)
+                  & ((wts * judged).sum(axis=1) > 0))
+        wts = wts[usable]
+        return _GlmData(t=np.tanh(delta[None, :] / sd[usable, None]), difficulty=difficulty, y=y,
+                        v=C * wts * judged, g_X=g_X, g_y=g_y, g_v=C * g_w,
+                        g_XX=np.einsum("mi,mj->mij", g_X, g_X).reshape(-1, 9)), usable
+
+    full, ok = data_for(np.ones((1, n)))
+    if not ok[0]:
+        raise ValueError("the length-controlled GLM is undefined on the full data (fewer than 2 rows, no "
+                         "judged row, or a constant length difference)")
+    start = np.zeros((1, 3)) if init is None else np.asarray(init, dtype=float).reshape(1, 3)
+    beta_full, stuck = _glm_newton(start, full, max_iter=10 * _NEWTON_MAX_ITER)
+    if stuck:
+        warnings.warn("the full-data length-controlled GLM refit did not converge", RuntimeWarning, stacklevel=2)
+
+    data, usable = data_for(w)
+    beta, stuck = _glm_newton(np.repeat(beta_full, int(usable.sum()), axis=0), data)
+    if stuck:
+        warnings.warn(f"{stuck} of {len(w)} resampled length-controlled GLM refits did not converge in "
+                      f"{_NEWTON_MAX_ITER} Newton iterations; their last iterate is used", RuntimeWarning,
+                      stacklevel=2)
+    # Prediction at zero length difference: the features (0, difficulty, 1).
+    q = _sigmoid(beta[:, 1:2] * difficulty[None, :] + beta[:, 2:3])
+    lc = np.full(len(w), np.nan)
+    lc[usable] = 100.0 * (w[usable] * q).sum(axis=1) / w[usable].sum(axis=1)
+    return lc

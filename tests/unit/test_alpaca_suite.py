@@ -240,7 +240,8 @@ def test_end_to_end_with_stub_judge_and_rerun_makes_zero_calls(stubs, tmp_path):
     assert np.mean([s.scores["win_rate"] for s in samples]) == pytest.approx(metrics["win_rate"])
     assert metrics["n_total"] == N and metrics["n_failed"] == 0
 
-    # LC: the per-sample scores average to the GLM's LC, refitted here independently.
+    # LC: the GLM's per-instruction predictions (in data, not scores: they are not independent
+    # samples) average to the GLM's LC, refitted here independently.
     from evalbench.score.winrate import length_controlled_winrate
     from evalbench.suites.alpaca.data import load_gamed_rows, load_instruction_difficulty
 
@@ -249,6 +250,9 @@ def test_end_to_end_with_stub_judge_and_rerun_makes_zero_calls(stubs, tmp_path):
                                    load_instruction_difficulty()[:N], load_gamed_rows())
     assert metrics["length_controlled_winrate"] == pytest.approx(lc.length_controlled_winrate)
     assert metrics["lc_standard_error"] == pytest.approx(lc.lc_standard_error)
+    assert all("length_controlled_winrate" not in s.scores for s in samples)
+    assert [s.data["lc_glm_preference"] for s in samples] == pytest.approx(list(lc.glm_preference))
+    assert {s.data["lc_C"] for s in samples} == {lc.C}
     assert metrics["avg_length"] == int(np.mean([len(o) for o in outs]))
 
     # Artifacts in alpaca_eval's formats.
@@ -378,14 +382,19 @@ def test_summarize_is_pure_and_handles_no_valid_judgment():
     from evalbench.store import SampleRecord
 
     recs = [SampleRecord(suite="alpaca", checkpoint="c", seed=0, sample_id=str(i),
-                         scores={"win_rate": None, "length_controlled_winrate": None, "preference": None,
-                                 "length": 10.0}, error="judge: x") for i in range(3)]
+                         scores={"win_rate": None, "preference": None, "length": 10.0}, error="judge: x")
+            for i in range(3)]
     out = summarize_samples(recs)
     assert out["n_failed"] == 3 and out["n_total"] == 0 and out["win_rate"] is None
-    one = [recs[0].model_copy(update={"scores": {"preference": 2.0, "win_rate": 100.0, "length": 5.0,
-                                                 "length_controlled_winrate": 70.0}, "error": None})]
+    one = [recs[0].model_copy(update={"scores": {"preference": 2.0, "win_rate": 100.0, "length": 5.0},
+                                      "data": {"lc_glm_preference": 0.7}, "error": None})]
     out = summarize_samples(one)
     assert out["win_rate"] == 100.0 and out["standard_error"] is None and out["lc_standard_error"] is None
+    assert out["length_controlled_winrate"] == pytest.approx(70.0)
+    # Records written before the prediction moved to `data` carried it as a per-sample score.
+    legacy = [one[0].model_copy(update={"scores": {**one[0].scores, "length_controlled_winrate": 70.0},
+                                        "data": {}})]
+    assert summarize_samples(legacy)["length_controlled_winrate"] == pytest.approx(70.0)
 
 
 # -------------------------------------------------------------------------------- the CLI

@@ -10,9 +10,19 @@
 
 SampleRecord (sample_id = eval-set row index as a string) scores, chosen so that the mean over
 samples is the summary metric (docs/results-format.md, "Paired tests"):
-`win_rate` = 100·(preference − 1); `length_controlled_winrate` = 100·the GLM's predicted preference
-for that instruction at zero length difference (its mean is the LC win rate, Dubois et al. 2024);
-`preference` (in [1, 2], 2 = the checkpoint wins); `length` (characters of the output).
+`win_rate` = 100·(preference − 1); `preference` (in [1, 2], 2 = the checkpoint wins); `length`
+(characters of the output).
+
+The length-controlled win rate is a GLM fitted to all instructions at once (Dubois et al. 2024), so
+its per-instruction predictions are not independent observations and carry no per-sample score
+(a paired test on them flagged 97.5 % of null comparisons). Each record's `data` keeps what the
+summary and the resampler need: `lc_glm_preference` (the GLM's predicted preference for that
+instruction at zero length difference, in [0, 1]; the LC win rate is 100 x their mean),
+`lc_C` (the L1 strength cross-validation chose), `lc_coef` (the fitted coefficients),
+`len_reference` and `instruction_difficulty`. Significance tests refit the GLM per prompt resample
+(`evalbench.suites.alpaca.resample`, registered as the derived metric
+`alpaca:length_controlled_winrate`). Records written before this change carried the prediction
+as the score `length_controlled_winrate`; `summarize` and the resampler read both layouts.
 
 Metric names and definitions are the leaderboard's (`evalbench.score.winrate`). A failed generation
 or judgment is a SampleRecord with null scores and an `error`; it is counted in `n_failed` and left
@@ -28,7 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -39,6 +49,7 @@ from evalbench.generate.stage import Item, generate_items, to_record
 from evalbench.io import stable_hash, write_json_atomic
 from evalbench.sampling import describe_subset, stratified_subset
 from evalbench.score.winrate import (
+    LC_FEATURES,
     LC_METRICS,
     LEADERBOARD_METRICS,
     length_controlled_winrate,
@@ -64,8 +75,10 @@ __all__ = [
     "AlpacaEval2",
     "AlpacaOptions",
     "EvalRow",
+    "LcFit",
     "artifact_dir",
     "lc_predictions",
+    "lc_values",
     "score_rows",
     "summarize_samples",
 ]
@@ -130,9 +143,17 @@ def artifact_dir(ctx: SuiteContext, checkpoint: str, seed: int) -> Path:
     return ctx.artifacts / "alpaca" / checkpoint.replace("/", "__") / f"seed{seed}"
 
 
+class LcFit(NamedTuple):
+    """The `length_controlled_v1` GLM of one checkpoint x seed, per row of the eval selection."""
+
+    glm_preference: np.ndarray  # predicted preference at zero length difference in [0, 1]; NaN: unjudged
+    C: float                    # inverse L1 strength chosen by cross-validation
+    coef: tuple[float, ...]     # fitted coefficients, in LC_FEATURES order
+
+
 def lc_predictions(preferences: Sequence[float | None], len_model: Sequence[int], len_reference: Sequence[int],
-                   difficulty: np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
-    """Per-row LC predictions (x100) of the `length_controlled_v1` GLM, or (None, reason).
+                   difficulty: np.ndarray | None) -> tuple[LcFit | None, str | None]:
+    """The LC GLM's per-row predictions (in [0, 1]) with its C and coefficients, or (None, reason).
 
     Rows with a None preference are left out of the fit and get NaN. The gamed-baseline rows come
     from the benchmark data (`load_gamed_rows`).
@@ -153,8 +174,8 @@ def lc_predictions(preferences: Sequence[float | None], len_model: Sequence[int]
                                         np.asarray(difficulty, dtype=float)[judged], gamed)
     except (ValueError, EvalbenchError) as exc:
         return None, str(exc)
-    out[judged] = res.glm_preference * 100
-    return out, None
+    out[judged] = res.glm_preference
+    return LcFit(out, res.C, tuple(res.weights[k] for k in LC_FEATURES)), None
 
 
 def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *, prompt: JudgePrompt,
@@ -192,9 +213,10 @@ def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *,
             error = f"judge: {j.error}"
         else:
             error = None
-        lc_i = None if lc is None or math.isnan(lc[i]) else float(lc[i])
         data: dict[str, Any] = {"index": row.index, "dataset": row.dataset, "len_reference": len(row.reference),
                                 "instruction_difficulty": None if difficulty is None else float(difficulty[i])}
+        if lc is not None and not math.isnan(lc.glm_preference[i]):
+            data.update(lc_glm_preference=float(lc.glm_preference[i]), lc_C=lc.C, lc_coef=list(lc.coef))
         if j is not None:
             data.update(is_switched_outputs=j.is_switched_outputs, judged=j.judged, judge_cached=j.cached,
                         empty_output=not out.strip())
@@ -202,8 +224,7 @@ def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *,
             data["lc_error"] = lc_error
         samples.append(SampleRecord(
             suite="alpaca", checkpoint=checkpoint, seed=seed, sample_id=str(row.index),
-            scores={"win_rate": None if pref is None else 100.0 * (pref - 1.0),
-                    "length_controlled_winrate": lc_i, "preference": pref,
+            scores={"win_rate": None if pref is None else 100.0 * (pref - 1.0), "preference": pref,
                     "length": None if out is None else float(len(out))},
             error=error, data=data))
         if out is not None and j is not None:
@@ -223,9 +244,11 @@ def summarize_samples(samples: Sequence[SampleRecord]) -> dict[str, float | int 
     """The leaderboard columns (SUMMARY_KEYS) from one checkpoint x seed's SampleRecords. Pure.
 
     `win_rate` ... `avg_length` as `evalbench.score.winrate.win_rate_metrics` (failed rows left
-    out; `avg_length` over every output, judged or not); `length_controlled_winrate` = mean of the
-    per-sample LC scores and `lc_standard_error` their SEM (the library's definition); metrics that
-    cannot be computed (no valid judgment, a single one for a standard error) are None.
+    out; `avg_length` over every output, judged or not); `length_controlled_winrate` = 100 x the
+    mean of the per-instruction GLM predictions (`data["lc_glm_preference"]`, or the per-sample score
+    of records written before it moved there) and `lc_standard_error` their SEM x 100 (the library's
+    definition); metrics that cannot be computed (no valid judgment, a single one for a standard
+    error) are None.
     """
     out: dict[str, float | int | None] = {k: None for k in SUMMARY_KEYS}
     prefs = np.asarray([math.nan if s.scores.get("preference") is None else s.scores["preference"]
@@ -237,12 +260,18 @@ def summarize_samples(samples: Sequence[SampleRecord]) -> dict[str, float | int 
     if out["n_total"] and lengths:
         metrics = win_rate_metrics(prefs, lengths)
         out.update({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
-    lc = np.asarray([s.scores["length_controlled_winrate"] for s in samples
-                     if s.scores.get("length_controlled_winrate") is not None], dtype=float)
+    lc = lc_values(samples)
     if len(lc):
         out["length_controlled_winrate"] = float(lc.mean())
         out["lc_standard_error"] = _sem(lc)
     return out
+
+
+def lc_values(samples: Sequence[SampleRecord]) -> np.ndarray:
+    """100 x each record's LC GLM prediction, for the records that have one (either record layout)."""
+    values = [100.0 * s.data["lc_glm_preference"] if s.data.get("lc_glm_preference") is not None
+              else s.scores.get("length_controlled_winrate") for s in samples]
+    return np.asarray([v for v in values if v is not None], dtype=float)
 
 
 class AlpacaEval2(Suite):
