@@ -293,6 +293,11 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
         fields.update(test=main.method, unit="seed" if chosen == "welch" else "sample", delta=main.delta,
                       delta_ci_low=main.ci_low, delta_ci_high=main.ci_high, p_value=main.p_value,
                       n_pairs=main.n, level=main.level, df=main.df, mde=mde, min_p=main.min_p)
+        two = [g.group for g, n in ((a, main.n_models_a), (b, main.n_models_b)) if n == 2]
+        if two and main.level == "model+prompt":
+            notes.append(f"{' and '.join(repr(g) for g in two)}: 2 models give the training-seed variance 1 "
+                         "degree of freedom; with unequal seed variances the test (like Welch's) can exceed "
+                         "alpha; 3 or more training seeds are safer (docs/statistics.md)")
         if main.min_p is not None and main.min_p > alpha:
             notes.append(f"{main.n} prompts: the smallest attainable p is {main.min_p:.3g} > alpha {alpha:g}")
         if paired and chosen != "welch":
