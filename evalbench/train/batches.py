@@ -101,13 +101,13 @@ def split_held_out(examples: Sequence, fraction: float) -> tuple[list, list]:
 
 
 def _tokenize(raw: Sequence, paired: bool, tokenizer, data_spec, kto_kl: bool) -> tuple[ExampleSet, Any]:
-    from evalbench.train import data as D
+    from evalbench.train import tokens as T
 
     if paired:
-        examples, trunc = D.tokenize_pairs(raw, tokenizer, data_spec)
+        examples, trunc = T.tokenize_pairs(raw, tokenizer, data_spec)
         return ExampleSet("paired", examples), trunc
-    examples, trunc = D.tokenize_unpaired(raw, tokenizer, data_spec)
-    return ExampleSet("unpaired", examples, D.kl_partners(examples) if kto_kl else None), trunc
+    examples, trunc = T.tokenize_unpaired(raw, tokenizer, data_spec)
+    return ExampleSet("unpaired", examples, T.kl_partners(examples) if kto_kl else None), trunc
 
 
 def _held_out_rows(spec: TrainSpec, paired: bool, raw: list) -> tuple[list, list | None, dict[str, Any]]:
@@ -137,6 +137,7 @@ def prepare(spec: TrainSpec) -> Prepared:
         InputError / MissingExtra: anything wrong with the spec, options, data or output dir.
     """
     from evalbench.train import data as D
+    from evalbench.train.tokens import tokenized_hash
 
     loss_info = check(spec)
     check_out(spec)
@@ -155,10 +156,10 @@ def prepare(spec: TrainSpec) -> Prepared:
     if held_raw is not None:
         held, held_trunc = _tokenize(held_raw, loss_info.paired, tokenizer, spec.data, spec.kto_kl)
         held_out = HeldOut(held, {**held_info, "examples": len(held.examples), "truncation": held_trunc.as_dict(),
-                                  "tokenized_sha256": D.tokenized_hash(held.examples)})
+                                  "tokenized_sha256": tokenized_hash(held.examples)})
     prep = Prepared(spec=spec, loss_info=loss_info, base=base, tokenizer=tokenizer, kind=train.kind,
                     examples=train.examples, load_report=report, truncation=trunc,
-                    data_hash=D.tokenized_hash(train.examples), kl_partners=train.kl_partners, held_out=held_out)
+                    data_hash=tokenized_hash(train.examples), kl_partners=train.kl_partners, held_out=held_out)
     prep.total = total_steps(spec, len(train.examples))
     prep.warmup = warmup_steps(spec, prep.total)
     return prep

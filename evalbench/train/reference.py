@@ -86,7 +86,7 @@ def load_or_compute_reference(ctx: Context, batch_size: int | None = None) -> tu
             if saved.get("key") == key and all(len(v) == len(ctx.prep.examples) for v in saved["ref"].values()):
                 log.info("reference log-probs from cache %s", path)
                 return saved["ref"], {"mode": "precomputed", "cache": str(path), "cache_hit": True}
-        except Exception as exc:  # a torn or foreign file: recompute and replace it
+        except Exception as exc:  # noqa: BLE001 -- a torn or foreign file: recompute and replace it
             log.warning("ignoring unreadable reference cache %s (%s)", path, exc)
     t0 = time.perf_counter()
     ref = compute_reference(ctx, batch_size or ctx.spec.eval_batch)

@@ -102,9 +102,9 @@ def load_reward_model(path: str | Path, device: str = "auto") -> RewardModel:
     from transformers import AutoModelForSequenceClassification
 
     from evalbench.provenance import content_hash, model_identity
-    from evalbench.train.data import Renderer
     from evalbench.train.layout import META_FILE
     from evalbench.train.model import load_tokenizer
+    from evalbench.train.tokens import Renderer
 
     path = Path(path).expanduser()
     if not path.is_dir():

@@ -11,6 +11,7 @@ import pytest
 
 from evalbench.errors import InputError
 from evalbench.train import data as D
+from evalbench.train import tokens as T
 from evalbench.train.spec import DataSpec
 
 pytest.importorskip("tokenizers")
@@ -173,7 +174,7 @@ def test_empty_dataset_and_missing_file(tmp_path):
 def test_chat_template_and_prompt_mask_match_the_full_conversation(tmp_path):
     tok = make_tokenizer()
     pairs, _ = D.load_examples(spec(write_jsonl(tmp_path / "hh.jsonl", [HH])), paired=True)
-    toks, report = D.tokenize_pairs(pairs, tok, spec(tmp_path / "hh.jsonl"))
+    toks, report = T.tokenize_pairs(pairs, tok, spec(tmp_path / "hh.jsonl"))
     t = toks[0]
     full = tok.apply_chat_template(list(pairs[0].prompt) + list(pairs[0].chosen), tokenize=False)
     # prompt + completion ids decode to exactly the templated conversation; the completion part
@@ -188,9 +189,9 @@ def test_system_prompt_and_plain_text_mode(tmp_path):
     tok = make_tokenizer()
     pairs, _ = D.load_examples(spec(write_jsonl(tmp_path / "d.jsonl", [{"prompt": "Q", "chosen": "A",
                                                                           "rejected": "B"}])), paired=True)
-    with_sys, _ = D.tokenize_pairs(pairs, tok, spec(tmp_path / "d.jsonl", system_prompt="Be brief."))
+    with_sys, _ = T.tokenize_pairs(pairs, tok, spec(tmp_path / "d.jsonl", system_prompt="Be brief."))
     assert tok.decode(list(with_sys[0].prompt)).startswith("<|im_start|>system\nBe brief.<|im_end|>")
-    plain, _ = D.tokenize_pairs(pairs, tok, spec(tmp_path / "d.jsonl", chat_template=False))
+    plain, _ = T.tokenize_pairs(pairs, tok, spec(tmp_path / "d.jsonl", chat_template=False))
     assert tok.decode(list(plain[0].prompt)) == "Q\n\n"
     assert tok.decode(list(plain[0].chosen)) == "A" + tok.eos_token  # EOS ends a plain completion
 
@@ -206,7 +207,7 @@ def test_truncation_keeps_prompt_end_and_counts(tmp_path):
     f = _long_rows(tmp_path)
     pairs, _ = D.load_examples(spec(f), paired=True)
     s = spec(f, max_length=64, max_prompt_length=32)
-    toks, report = D.tokenize_pairs(pairs, tok, s)
+    toks, report = T.tokenize_pairs(pairs, tok, s)
     assert len(toks) == 2
     assert len(toks[0].prompt) == 32 and tok.decode(list(toks[0].prompt)).endswith("<|im_start|>assistant\n")
     assert len(toks[0].prompt) + len(toks[0].chosen) == 64  # chosen was cut to fit
@@ -218,10 +219,10 @@ def test_overlong_skip_and_error(tmp_path):
     tok = make_tokenizer()
     f = _long_rows(tmp_path)
     pairs, _ = D.load_examples(spec(f), paired=True)
-    toks, report = D.tokenize_pairs(pairs, tok, spec(f, max_length=64, max_prompt_length=32, overlong="skip"))
+    toks, report = T.tokenize_pairs(pairs, tok, spec(f, max_length=64, max_prompt_length=32, overlong="skip"))
     assert len(toks) == 1 and report.skipped_overlong == 1
     with pytest.raises(InputError, match=r"long.jsonl:1 \[chosen\].*exceed max_length=64"):
-        D.tokenize_pairs(pairs, tok, spec(f, max_length=64, max_prompt_length=32, overlong="error"))
+        T.tokenize_pairs(pairs, tok, spec(f, max_length=64, max_prompt_length=32, overlong="error"))
 
 
 def test_identical_after_truncation_is_an_error(tmp_path):
@@ -230,7 +231,7 @@ def test_identical_after_truncation_is_an_error(tmp_path):
                                             "rejected": "same start " * 20 + "B"}])
     pairs, _ = D.load_examples(spec(f), paired=True)
     with pytest.raises(InputError, match="identical after truncation"):
-        D.tokenize_pairs(pairs, tok, spec(f, max_length=24, max_prompt_length=12))
+        T.tokenize_pairs(pairs, tok, spec(f, max_length=24, max_prompt_length=12))
 
 
 def test_max_prompt_length_must_leave_room():
@@ -244,23 +245,23 @@ def test_kl_partners_pick_a_different_prompt(tmp_path):
     tok = make_tokenizer()
     rows = [{"prompt": f"question {i}", "chosen": "a", "rejected": "b"} for i in range(3)]
     ex, _ = D.load_examples(spec(write_jsonl(tmp_path / "d.jsonl", rows)), paired=False)
-    toks, _ = D.tokenize_unpaired(ex, tok, spec(tmp_path / "d.jsonl"))
-    partners = D.kl_partners(toks)
+    toks, _ = T.tokenize_unpaired(ex, tok, spec(tmp_path / "d.jsonl"))
+    partners = T.kl_partners(toks)
     # examples 0,1 come from pair 0 (same prompt): the partner must come from another pair
     assert partners == [2, 2, 4, 4, 0, 0]
     assert all(toks[i].prompt != toks[j].prompt for i, j in enumerate(partners))
     same = [{"prompt": "q", "completion": c, "label": c == "a"} for c in "ab"]
     ex, _ = D.load_examples(spec(write_jsonl(tmp_path / "s.jsonl", same)), paired=False)
-    assert D.kl_partners(D.tokenize_unpaired(ex, tok, spec(tmp_path / "s.jsonl"))[0]) is None
+    assert T.kl_partners(T.tokenize_unpaired(ex, tok, spec(tmp_path / "s.jsonl"))[0]) is None
 
 
 def test_tokenized_hash_changes_with_content(tmp_path):
     tok = make_tokenizer()
     f = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}])
     pairs, _ = D.load_examples(spec(f), paired=True)
-    h1 = D.tokenized_hash(D.tokenize_pairs(pairs, tok, spec(f))[0])
-    h2 = D.tokenized_hash(D.tokenize_pairs(pairs, tok, spec(f, system_prompt="x"))[0])
-    assert h1 == D.tokenized_hash(D.tokenize_pairs(pairs, tok, spec(f))[0]) and h1 != h2
+    h1 = T.tokenized_hash(T.tokenize_pairs(pairs, tok, spec(f))[0])
+    h2 = T.tokenized_hash(T.tokenize_pairs(pairs, tok, spec(f, system_prompt="x"))[0])
+    assert h1 == T.tokenized_hash(T.tokenize_pairs(pairs, tok, spec(f))[0]) and h1 != h2
 
 
 def test_hub_dataset_id_offline_is_one_actionable_error():
