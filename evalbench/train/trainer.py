@@ -8,6 +8,8 @@ split every `held_out.every` steps and at the end, save resumable checkpoints at
 finally write the adapter, `train_meta.json` and the curves (files: `evalbench.train.layout`).
 
 The work is split by concern, each module usable on its own:
+    spec, spec_parts   the TrainSpec and its parts; recipes; checks before loading
+    data, tokens       reading rows; chat template, masking, truncation
     batches      data preparation, held-out split, padding, the seeded order
     model        device, precision, tokenizer, base model + LoRA
     objectives   log-probs and one objective per loss batch type (`OBJECTIVES`)
