@@ -89,14 +89,14 @@ def add_command(subparsers) -> None:
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-data", help="held-out preference data (same formats as --data), evaluated during "
                                        "training; tokenized like --data")
-    g.add_argument("--eval-split", help="split of a hub --eval-data (default: the --data split)")
+    g.add_argument("--eval-split", help="split of a hub --eval-data; unset: the --data split")
     g.add_argument("--eval-fraction", type=float, help="hold out this fraction of the --data rows instead (not "
                                                        "trained on; the same rows for every seed)")
     g.add_argument("--eval-limit", type=int, help="evaluate at most N held-out rows")
     g.add_argument("--eval-every", type=int, help="evaluate the held-out rows every N optimiser steps (always "
                                                   "before and after training)")
     g.add_argument("--eval-batch-size", type=int, help="examples per evaluation / reference forward "
-                                                       "(default: 2 x --batch-size)")
+                                                       "(unset: 2 x --batch-size)")
     g.add_argument("--eval-examples", type=int, help="training examples scored before and after training "
                                                      "(0: off)")
     p.set_defaults(func=run_train)
