@@ -96,6 +96,9 @@ JUDGE_BACKENDS = {"vllm": "vllm-server", "endpoint": "endpoint"}
 @contextlib.contextmanager
 def judge_backend(spec: RunSpec, run: Run, cache: Cache | None, policy: Engine | None) -> Iterator[CachedBackend | None]:
     j = spec.judge
+    if j.kind == "fake":  # FakeJudge (evalbench.judge.fake) needs no backend
+        yield None
+        return
     if j.kind == "same":
         if policy is None or policy.served_name is None:
             from evalbench.errors import InputError
@@ -201,7 +204,8 @@ def drive(run: Run, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint], 
 
 
 def summarize_records(suites: Sequence[Suite], checkpoints: Sequence[Checkpoint], seeds: Sequence[int],
-                      samples: dict[Unit, list[SampleRecord]], judge_name: str | None) -> list[dict[str, Any]]:
+                      samples: dict[Unit, list[SampleRecord]], judge_name: str | None,
+                      self_judged: bool = False) -> list[dict[str, Any]]:
     """summary.json `results` rows: `suite.summarize` (pure) on each unit's final samples.
 
     A unit without samples (MT-bench's pairwise baseline, which FastChat leaves out of the table)
@@ -222,6 +226,8 @@ def summarize_records(suites: Sequence[Suite], checkpoints: Sequence[Checkpoint]
                     "base_model": ck.base_model, "adapter": ck.adapter_path,
                     "adapter_sha256": adapter_identity(ck.name, ck.adapter_path)["sha256"] if ck.adapter_path else None,
                     "method": meta.get("method"), "judge": judge_name if suite.needs_judge else None,
+                    # The policy's own base model judged (--judge same): numbers not comparable.
+                    "self_judged": self_judged if suite.needs_judge else None,
                     "metrics": metrics, "n_samples": len(unit_samples),
                     "n_failed": sum(1 for s in unit_samples if s.error is not None)})
     return rows
@@ -260,14 +266,19 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
             judge_cm = judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
             # A separate judge server is started only after generation; the policy engine stays up
             # because `same` judges on it and cross-checkpoint suites may still generate.
-            with judge_cm as judge:
-                ctx.judge = judge
+            with judge_cm as judge_backend_:
+                if judge_name is not None:  # the Judge and its identity, built once for the run
+                    from evalbench.judge.build import make_judge
+
+                    ctx.judge = make_judge(spec.judge, judge_backend_, policy_base=spec.model.base)
+                    handle.update_header(judge=ctx.judge.id.to_json())
                 samples = score_stage(sink, suites, checkpoints, spec.seeds, ctx, gens)
                 samples = finalize_stage(sink, suites, checkpoints, spec.seeds, ctx, gens, samples)
-                if judge is not None:
-                    calls["judge"] = judge.misses
-                    calls["cached"] += judge.hits
-        rows = summarize_records(suites, checkpoints, spec.seeds, samples, judge_name)
+                if ctx.judge is not None:
+                    calls["judge"] = ctx.judge.misses
+                    calls["cached"] += ctx.judge.hits
+        rows = summarize_records(suites, checkpoints, spec.seeds, samples, judge_name,
+                                 self_judged=judge_name is not None and spec.judge.self_judged)
         from evalbench.aggregate.summarize import aggregate_results
 
         handle.write_results(rows, aggregate=aggregate_results(rows))

@@ -29,9 +29,9 @@ def add_command(subparsers) -> None:
                    help="with --model-url: a model name on that endpoint to evaluate (repeatable; "
                         "e.g. LoRA adapters on a remote vLLM)")
     p.add_argument("--engine", choices=["server", "inprocess"], help="how the policy is served (default: server)")
-    p.add_argument("--judge", help="same | vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR]")
-    p.add_argument("--unconstrained-judge", action="store_true",
-                   help="do not constrain a local judge's verdicts with structured outputs")
+    from evalbench.judge.cli_options import add_judge_options
+
+    add_judge_options(p)
     p.add_argument("--seeds", help="comma-separated generation seeds (default 0)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each suite")
     p.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
@@ -49,7 +49,8 @@ def add_command(subparsers) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     from evalbench.config import apply_overrides, load_yaml, parse_adapter_arg, validate_spec
-    from evalbench.runspec import RunSpec, parse_judge_arg
+    from evalbench.judge.cli_options import judge_fields
+    from evalbench.runspec import RunSpec
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     model: dict[str, Any] = dict(data.get("model") or {})
@@ -75,10 +76,13 @@ def spec_from_args(args: argparse.Namespace):
     if args.served_model:
         model["served_models"] = list(args.served_model)
     data["model"] = model
-    if args.judge:
-        data["judge"] = {**(data.get("judge") or {}), **parse_judge_arg(args.judge)}
-    if args.unconstrained_judge:
-        data.setdefault("judge", {})["constrained"] = False
+    judge = judge_fields(args)
+    if judge:
+        if "kind" in judge:  # a new judge replaces the recipe's, apart from its serving options
+            kept = {k: v for k, v in (data.get("judge") or {}).items() if k in ("dtype", "max_model_len")}
+            data["judge"] = {**kept, **judge}
+        else:
+            data["judge"] = {**(data.get("judge") or {}), **judge}
     if args.seeds:
         try:
             data["seeds"] = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from evalbench.config import Spec
 from evalbench.generate.backend import CachedBackend
+from evalbench.judge.base import Judge
 from evalbench.registry import Registry
 from evalbench.errors import EvalbenchError, InputError
 from evalbench.store import GenerationRecord, SampleRecord
@@ -49,7 +50,9 @@ class Checkpoint:
 class SuiteContext:
     """What a stage may use besides its arguments; built by the driver (`evalbench.api`)."""
 
-    judge: CachedBackend | None = None
+    # The run's Judge (evalbench.judge; the driver builds it once). A bare CachedBackend is still
+    # accepted and wrapped by the suites with `judge_name` / `constrained_judge` (hand-built contexts).
+    judge: Judge | CachedBackend | None = None
     judge_name: str | None = None
     # The judge is a local vLLM model: constrain its verdicts so every one parses.
     constrained_judge: bool = False

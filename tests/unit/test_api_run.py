@@ -7,6 +7,7 @@ import pytest
 from evalbench.api import run
 from evalbench.config import SamplingSpec, Spec
 from evalbench.generate.stage import Item, generate_records
+from evalbench.judge.base import RateItem
 from evalbench.runspec import RunSpec, checkpoint_meta, parse_judge_arg
 from evalbench.serve.stub import StubServer, StubState
 from evalbench.store import SampleRecord
@@ -19,7 +20,7 @@ class EchoOptions(Spec):
 
 
 class EchoSuite(Suite):
-    """Answers 4 prompts; the judge says 'yes' or 'no'; score = 1 for yes."""
+    """Answers 4 prompts; the judge rates each 10 ('yes') or 1 ('no') through `Judge.rate`; score = 1 for yes."""
 
     name = "echo_test"
     needs_judge = True
@@ -32,11 +33,10 @@ class EchoSuite(Suite):
         return generate_records(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed)
 
     def score(self, ctx, checkpoint, seed, generations):
-        reqs = [GenRequest(messages=({"role": "user", "content": f"judge: {g.outputs[0]}"},), sampling=SamplingSpec())
-                for g in generations]
-        verdicts = ctx.judge.generate(reqs)
+        items = [RateItem(({"role": "user", "content": f"judge: {g.outputs[0]}"},)) for g in generations]
+        ratings = ctx.judge.rate(items)
         return [SampleRecord(suite=self.name, checkpoint=checkpoint.name, seed=seed, sample_id=str(i),
-                             scores={"yes": 1.0 if "yes" in v.text else 0.0}) for i, v in enumerate(verdicts)]
+                             scores={"yes": 1.0 if r.score == 10 else 0.0}) for i, r in enumerate(ratings)]
 
     def summarize(self, samples):
         return {"yes": sum(s.scores["yes"] for s in samples) / len(samples), "n": len(samples)}
@@ -52,7 +52,7 @@ def echo_suite():
 def _responder(body):
     content = body["messages"][-1]["content"]
     if content.startswith("judge:"):
-        return "yes" if "1" in content or "3" in content else "no"
+        return "yes: [[10]]" if "1" in content or "3" in content else "no: [[1]]"
     return content.replace("prompt", "answer")
 
 

@@ -4,8 +4,9 @@ A preset of `evalbench run --suite alpaca` whose policy is the replay backend se
 outputs by eval-set index (`outputs_spec`): the result is a standard run under --results that
 compare / gate / export / report read.
 
-    evalbench alpaca judge --outputs model_outputs.json --judge-url URL --judge-model NAME
-        [--judge-key-env VAR] [--constrained] [--out DIR] [--judge-prompt FILE] [--max-output-chars N]
+    evalbench alpaca judge --outputs model_outputs.json --judge url=URL,model=NAME[,key_env=VAR]
+        [--constrained-judge] [--out DIR] [--judge-prompt FILE] [--max-output-chars N]
+    (--judge takes the same SPEC as `evalbench run`: vllm:MODEL, openai:MODEL, url=..., fake)
 
 The outputs are matched to the eval set by instruction content (an error lists the first
 mismatches; fewer rows than the eval set is allowed and reported as `n_total`). Every judgment goes
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def add_command(subparsers) -> None:
     from evalbench.argtypes import fraction, non_negative_int, positive_float, positive_int
+    from evalbench.judge.cli_options import add_judge_options
 
     parser = subparsers.add_parser("alpaca", help="AlpacaEval 2 tools (judge a model_outputs.json)")
     sub = parser.add_subparsers(dest="alpaca_command", metavar="ACTION")
@@ -39,20 +41,17 @@ def add_command(subparsers) -> None:
                     "the log-prob weighted pairwise judge (weighted_alpaca_eval_gpt4_turbo prompt) on any "
                     "OpenAI-compatible endpoint; writes annotations.json and metrics.json.")
     judge.add_argument("--outputs", required=True, type=Path, help="model_outputs.json (one generator)")
-    judge.add_argument("--judge-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    judge.add_argument("--judge-model", required=True, help="model name on that endpoint")
-    judge.add_argument("--judge-key-env", default="OPENAI_API_KEY",
-                       help="environment variable holding the API key (default: OPENAI_API_KEY)")
-    judge.add_argument("--constrained", action="store_true",
-                       help="restrict the verdict token to m / M (vLLM structured outputs; local judges)")
+    add_judge_options(judge, required=True)
     judge.add_argument("--out", type=Path, help="output directory (default: the outputs file's directory)")
     judge.add_argument("--judge-prompt", type=Path, help="ChatML prompt file with {instruction} {output_1} "
                        "{output_2} (default: alpaca_eval's weighted_alpaca_eval_gpt4_turbo prompt)")
     judge.add_argument("--max-output-chars", type=positive_int,
-                       help="cut each output shown to the judge (small contexts)")
+                       help="cut each output shown to the judge to N characters, for small contexts "
+                            "(default: shown whole)")
     judge.add_argument("--order-seed", type=int, default=0, help="seed of the presentation order (default 0)")
     judge.add_argument("--eval-set", type=Path, help="model_outputs.json-format references (default: AlpacaEval 2)")
-    judge.add_argument("--concurrency", type=positive_int, default=8, help="parallel judge requests (default 8)")
+    judge.add_argument("--concurrency", type=positive_int, default=8,
+                       help="parallel requests to an endpoint judge (default 8)")
     judge.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                        help="per-request timeout (default 120)")
     judge.add_argument("--max-retries", type=non_negative_int, default=6, metavar="N",
@@ -69,7 +68,7 @@ def add_command(subparsers) -> None:
     judge.set_defaults(func=run_judge)
 
 
-def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained: bool = False,
+def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained: bool | None = None,
                  judge_prompt: str | Path | None = None, max_output_chars: int | None = None, order_seed: int = 0,
                  eval_set: str | Path | None = None, results: str | Path = "results",
                  cache_path: str | Path | None = None):
@@ -113,7 +112,8 @@ def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained
     # alpaca judge has always judged the file's outputs as they are (no stripping).
     options.update(instructions=[int(p) for p in positions], strip_outputs=False)
     spec: dict[str, Any] = {
-        "suites": ["alpaca"], "results_dir": str(results), "judge": {**judge, "constrained": constrained},
+        "suites": ["alpaca"], "results_dir": str(results),
+        "judge": {**judge, **({"constrained": constrained} if constrained is not None else {})},
         "model": {"base": generators[0], "backend": "replay", "replay": {generators[0]: str(outputs_path.resolve())}},
         "suite_options": {"alpaca": options}}
     if cache_path is not None:
@@ -121,8 +121,9 @@ def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained
     return validate_spec(RunSpec, spec, source="alpaca judge")
 
 
-def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, judge_key_env: str | None = None,
-               constrained: bool = False, out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
+def judge_file(outputs_path: str | Path, *, judge: dict[str, Any] | None = None, judge_url: str | None = None,
+               judge_model: str | None = None, judge_key_env: str | None = None, constrained: bool | None = None,
+               out_dir: str | Path | None = None, judge_prompt: str | Path | None = None,
                max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
                concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True,
                timeout_s: float = 120.0, max_retries: int = 6, results: str | Path | None = None,
@@ -132,6 +133,8 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
     The run (results/runs/<id>/) is what compare / gate / export / report read; for alpaca_eval's
     tools, annotations.json and metrics.json are also written to `out_dir` (default: the outputs
     file's directory). The run goes under `results` (default: `out_dir`, as `<out_dir>/runs/<id>/`).
+    The judge is `judge` (JudgeSpec fields, e.g. `parse_judge_arg("vllm:MODEL")`), or the endpoint
+    `judge_url` / `judge_model` / `judge_key_env`; `constrained` None follows the JudgeSpec rule.
 
     Raises:
         InputError: unreadable outputs, instructions outside the eval set (first mismatches listed),
@@ -146,9 +149,18 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
 
     outputs_path = Path(outputs_path)
     out_dir = Path(out_dir) if out_dir is not None else outputs_path.parent
-    judge = {"kind": "endpoint", "endpoint": {"base_url": judge_url, "model": judge_model,
-                                              "api_key_env": judge_key_env, "max_concurrency": concurrency,
-                                              "timeout_s": timeout_s, "max_retries": max_retries}}
+    if judge is None:
+        from evalbench.errors import InputError
+        from evalbench.runspec import parse_judge_arg
+
+        if not (judge_url and judge_model):
+            raise InputError("alpaca judge needs a judge: --judge SPEC", field="--judge")
+        judge = parse_judge_arg(f"url={judge_url},model={judge_model}"
+                                + (f",key_env={judge_key_env}" if judge_key_env else ""))
+    judge = dict(judge)
+    if judge.get("endpoint"):
+        judge["endpoint"] = {**judge["endpoint"], "max_concurrency": concurrency, "timeout_s": timeout_s,
+                             "max_retries": max_retries}
     spec = outputs_spec(outputs_path, judge=judge, constrained=constrained, judge_prompt=judge_prompt,
                         max_output_chars=max_output_chars, order_seed=order_seed, eval_set=eval_set,
                         results=results if results is not None else out_dir, cache_path=cache_path)
@@ -166,8 +178,10 @@ def judge_file(outputs_path: str | Path, *, judge_url: str, judge_model: str, ju
     result: dict[str, Any] = {"model": generator, **metrics}
     write_json_atomic(out_dir / "metrics.json", {
         **{k: _jsonable(v) for k, v in result.items()},
-        "judge": {"base_url": judge_url.rstrip("/"), "model": judge_model, "prompt": prompt.source,
-                  "prompt_sha256": prompt.sha256, "constrained": constrained, "max_output_chars": max_output_chars,
+        "judge": {"base_url": spec.judge.endpoint.base_url if spec.judge.endpoint else None,
+                  "model": spec.judge.name(spec.model.base), "kind": spec.judge.kind, "prompt": prompt.source,
+                  "prompt_sha256": prompt.sha256, "constrained": spec.judge.is_constrained(),
+                  "self_judged": spec.judge.self_judged, "max_output_chars": max_output_chars,
                   "order_seed": order_seed},
         "judge_calls": calls["judge"], "cache_hits": calls["cached"], "first_failure": failures[0] if failures else None,
         "n_rows": row["n_samples"], "n_eval_set": len(suite.eval_set()), "run": str(handle.path)})
@@ -181,8 +195,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    row = judge_file(args.outputs, judge_url=args.judge_url, judge_model=args.judge_model,
-                     judge_key_env=args.judge_key_env, constrained=args.constrained, out_dir=args.out,
+    from evalbench.judge.cli_options import judge_spec
+
+    judge = judge_spec(args, command="alpaca judge").model_dump(mode="json", exclude_unset=True)
+    row = judge_file(args.outputs, judge=judge, out_dir=args.out,
                      judge_prompt=args.judge_prompt, max_output_chars=args.max_output_chars,
                      order_seed=args.order_seed, eval_set=args.eval_set, concurrency=args.concurrency,
                      cache_path=args.cache, use_cache=not args.no_cache, timeout_s=args.timeout,
