@@ -125,8 +125,12 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoint(model, ckpt: Path, optimizer, scaler, train_hash: str) -> int:
+def restore_checkpoint(model, ckpt: Path, optimizer, scaler, train_hash: str,
+                       saved: dict[str, Any] | None = None) -> int:
     """Load adapter weights, optimiser, scaler and RNG states from `ckpt`; returns its step.
+
+    `saved`: the checkpoint's trainer state when already read (`load_trainer_state`, which a
+    caller may run before loading the model, so an unsafe file fails fast).
 
     Raises:
         InputError: a checkpoint of other settings, or an unsafe / unreadable trainer state.
@@ -140,7 +144,8 @@ def restore_checkpoint(model, ckpt: Path, optimizer, scaler, train_hash: str) ->
     if state.get("train_hash") != train_hash:
         raise InputError("--resume: the checkpoint was written by a run with different settings "
                          "(train hash differs); use --overwrite to start again", path=ckpt)
-    saved = load_trainer_state(ckpt / OPTIM_FILE)  # before touching the model: a refused file changes nothing
+    if saved is None:
+        saved = load_trainer_state(ckpt / OPTIM_FILE)  # before touching the model: a refused file changes nothing
     weights = load_file(str(ckpt / ADAPTER_WEIGHTS))
     result = set_peft_model_state_dict(model, weights)
     if getattr(result, "unexpected_keys", None):

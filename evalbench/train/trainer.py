@@ -42,6 +42,7 @@ from evalbench.train.batches import Prepared, collate, logits_to_keep, micro_bat
 from evalbench.train.checkpoints import (
     clear_dir,
     latest_checkpoint,
+    load_trainer_state,
     now,
     restore_checkpoint,
     save_adapter,
@@ -199,6 +200,8 @@ def _train(spec: TrainSpec) -> Path:
     if spec.resume and resume_from is None and not fresh:
         log.info("%s already holds a finished run with these settings; nothing to do", out)
         return out
+    # read (and vet) the trainer state before the model loads: an unsafe file fails in a second
+    saved_state = load_trainer_state(resume_from / OPTIM_FILE) if resume_from is not None else None
     if fresh:
         clear_dir(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +243,7 @@ def _train(spec: TrainSpec) -> Path:
         scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         start = 0
         if resume_from is not None:
-            start = restore_checkpoint(model, resume_from, optimizer, scaler, spec.train_hash())
+            start = restore_checkpoint(model, resume_from, optimizer, scaler, spec.train_hash(), saved_state)
             kept = [r for r in read_jsonl_tolerant(out / METRICS_FILE) if r.get("step", 0) <= start]
             write_text_atomic(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
             run.meta["resumed_from"] = {"checkpoint": str(resume_from), "step": start}

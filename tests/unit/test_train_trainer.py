@@ -522,8 +522,10 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
-def test_resume_refuses_a_malicious_trainer_state(dpo_run, tmp_path):
+def test_resume_refuses_a_malicious_trainer_state(dpo_run, tmp_path, monkeypatch):
     import shutil
+
+    import evalbench.train.trainer as T
 
     spec, out = dpo_run
     crashed = tmp_path / "crashed"
@@ -532,6 +534,7 @@ def test_resume_refuses_a_malicious_trainer_state(dpo_run, tmp_path):
     (crashed / "adapter_config.json").unlink()
     marker = tmp_path / "pwned"
     torch.save({"optimizer": _Payload(marker), "rng": {}}, crashed / "checkpoints" / "step-000005" / "trainer_state.pt")
+    monkeypatch.setattr(T, "load_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     with pytest.raises(InputError, match="refusing to load the trainer state") as err:
         train(spec.model_copy(update={"out": str(crashed), "resume": True}))
     assert "\n" not in str(err.value) and "trainer_state.pt" in str(err.value)
