@@ -35,9 +35,11 @@ For real numbers, on a GPU machine (pip install -e '.[gpu,train,eval]'):
 
 
 def add_command(subparsers) -> None:
+    from evalbench.argtypes import positive_int
+
     parser = subparsers.add_parser("demo", help="run the main job end to end on the tiny local model")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
-    parser.add_argument("--limit", type=int, help="items per suite (default: the recipe's, 16 / 8)")
+    parser.add_argument("--limit", type=positive_int, help="items per suite (default: the recipe's, 16 / 8)")
     parser.add_argument("--methods", default=",".join(METHODS), help="training methods (default: dpo,orpo)")
     parser.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)))
     parser.set_defaults(func=run)

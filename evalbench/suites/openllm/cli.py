@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
+    from evalbench.argtypes import positive_int
+
     p = subparsers.add_parser("openllm", help="OpenLLM leaderboard tasks through lm-eval (base model + LoRA adapters)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="base model: a local directory or a hub id")
@@ -30,7 +32,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--suite", default="openllm", choices=["openllm", "openllm_v2"],
                    help="default task list: openllm (v1, six tasks) or openllm_v2 (lm-eval's leaderboard group)")
     p.add_argument("--tasks", help="comma-separated lm-eval task or group names (default: the suite's)")
-    p.add_argument("--limit", type=int, help="documents per task, for quick runs")
+    p.add_argument("--limit", type=positive_int, help="documents per task, for quick runs")
     p.add_argument("--backend", choices=["inprocess", "server"], default="inprocess",
                    help="lm-eval's vLLM model in process, or local-completions against a vLLM server")
     p.add_argument("--base-url", help="server backend: an existing OpenAI-compatible endpoint (.../v1); "
@@ -46,9 +48,9 @@ def add_command(subparsers) -> None:
                    help="offline: local files in the data dir; online: lm-eval's hub datasets")
     p.add_argument("--include-path", action="append", default=[], metavar="DIR", help="your own lm-eval task YAMLs")
     p.add_argument("--dtype", default="auto")
-    p.add_argument("--max-length", type=int, help="context length in tokens (default: the model's)")
+    p.add_argument("--max-length", type=positive_int, help="context length in tokens (default: the model's)")
     p.add_argument("--batch-size", help="vLLM batch ('auto') or prompts per request (server)")
-    p.add_argument("--num-concurrent", type=int, default=4, help="parallel requests to the server")
+    p.add_argument("--num-concurrent", type=positive_int, default=4, help="parallel requests to the server")
     p.add_argument("--lora", choices=["auto", "merge", "native"], default="auto",
                    help="evaluate adapters as merged copies (auto on the vLLM CPU build) or as LoRA")
     p.add_argument("--report-subtasks", action="store_true", help="summarise every member task of a group")
