@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalbench.errors import InputError
-from evalbench.io import canonical_json, sha256_text
+from evalbench.io import canonical_json, open_text, sha256_text
 from evalbench.registry import did_you_mean
 
 S = TypeVar("S", bound="Spec")
@@ -185,7 +185,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open_text(path) as fh:  # bad UTF-8 / gzip: one line naming the file
+            data = yaml.safe_load(fh.read())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=path,

@@ -45,3 +45,12 @@ def test_tolerant_log_ignores_a_last_line_cut_inside_a_character(tmp_path):
     path.write_bytes(b'{"a": "\xe9"}\n{"a": 2}\n')
     with pytest.raises(InputError, match=r"samples.jsonl:1: invalid JSON or UTF-8 in the middle"):
         read_jsonl_tolerant(path)
+
+
+def test_non_utf8_yaml_config_names_the_file(tmp_path):
+    from evalbench.config import load_yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(b"suites: [alpaca]\nnote: caf\xe9\n")
+    with pytest.raises(InputError, match=r"recipe.yaml:2: not UTF-8"):
+        load_yaml(path)
