@@ -49,3 +49,5 @@ def resampler_for(suite: str, metric: str) -> Resampler | None:
 
 # Built-in derived metrics (lazy: resolving one imports only its suite's resampling module).
 DERIVED.add(key("alpaca", "length_controlled_winrate"), "evalbench.suites.alpaca.resample:lc_resampler")
+DERIVED.add(key("diversity", "aid_similarity"), "evalbench.suites.diversity:aid_similarity_resampler")
+DERIVED.add(key("diversity", "aid_diversity"), "evalbench.suites.diversity:aid_diversity_resampler")

@@ -10,7 +10,14 @@ Definitions (see /work/shared/notes/methods.md, "Diversity"):
   Eq. 13 as printed is 1/4 of this mean; the published numbers match the plain mean, which is what
   we compute.
 * PID (per-input) = mean over prompts of `D(K samples of that prompt)`.
-* AID (across-input) = `D(first sample of every prompt)`.
+* AID (across-input) = `D(first sample of every prompt)`: a degree-2 U-statistic over pairs of
+  prompts. Its per-prompt row means average to AID but are not independent across prompts, so they
+  are no per-sample scores for significance tests; `across_input_similarity_resampled` recomputes
+  AID under prompt-resampling weights (exactly, from the unit embeddings), and
+  `across_input_pseudo_values` gives its first-order (Hoeffding) linearisation from the row means.
+* PID's per-prompt value is a statistic of that prompt's own K samples only, so per-prompt PIDs are
+  independent across prompts and PID is their plain mean: a legitimate per-prompt score (the same
+  holds for per-prompt distinct-n, self-BLEU and entropy).
 * Every similarity is reported together with its diversity `1 - similarity`.
 
 Exclusions are counted, never silently averaged:
@@ -209,6 +216,63 @@ def across_input_similarity(
     return Similarity(value, 1.0 - value, per_prompt, p, 0)
 
 
+def _unit(vector: np.ndarray) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def across_input_similarity_resampled(unit_embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AID recomputed under prompt weights: the weighted U-statistic over pairs of distinct prompts.
+
+    For each weight row w, `sum_{i != j} w_i w_j s_ij / sum_{i != j} w_i w_j` with s_ij = e_i . e_j the
+    cosine similarity of the prompts' (unit-norm) AID samples. With bootstrap counts, a prompt drawn
+    k times pairs with every other draw but not with its own copies (a sample has no similarity to
+    itself in AID), as a bootstrap of a U-statistic should; a row of ones gives AID exactly.
+    Computed as ||sum_i w_i e_i||^2 - sum_i w_i^2 ||e_i||^2, which never forms the P x P matrix.
+
+    Args:
+        unit_embeddings: (P, d) unit-norm embeddings, one per prompt (rows are normalised again here).
+        weights: (B, P) non-negative prompt weights (1-D: one row).
+
+    Returns:
+        (B,) similarities; NaN for a row with fewer than two draws.
+    """
+    e = np.asarray(unit_embeddings, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 1:
+        w = w[None, :]
+    if e.ndim != 2 or w.ndim != 2 or w.shape[1] != e.shape[0]:
+        raise InputError(f"weights {w.shape} do not match embeddings {e.shape}: expected (B, P) and (P, d)",
+                         field="weights")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InputError("weights must be finite and non-negative", field="weights")
+    norms = np.linalg.norm(e, axis=1)
+    if not np.all(np.isfinite(e)) or np.any(norms == 0):
+        raise InputError("embeddings must be finite and non-zero", field="embeddings")
+    e = e / norms[:, None]
+    summed = w @ e                                     # (B, d)
+    num = (summed * summed).sum(axis=1) - (w * w).sum(axis=1)   # minus the i == j terms (e_i . e_i = 1)
+    den = w.sum(axis=1) ** 2 - (w * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, np.clip(num / np.where(den > 0, den, 1.0), -1.0, 1.0), np.nan)
+
+
+def across_input_pseudo_values(row_means: np.ndarray | Sequence[float]) -> np.ndarray:
+    """First-order (Hoeffding / jackknife) pseudo-values of AID from its per-prompt row means.
+
+    AID = U is a degree-2 U-statistic; U - theta ~ (2/P) sum_i (h1(X_i) - theta), where h1(x) is the
+    expected similarity of x to another prompt's sample, estimated by prompt i's row mean r_i. Hence
+    psi_i = 2 r_i - mean(r): their plain mean is AID, and a weighted mean `sum w_i psi_i / sum w_i`
+    under prompt resampling has variance ~ 4 Var(r) / P ~ 4 zeta_1 / P, the U-statistic's leading
+    variance term (Hoeffding 1948). The row means themselves would give a quarter of that. Use
+    `across_input_similarity_resampled` when the embeddings are available (exact, also for small P).
+    """
+    r = np.asarray(row_means, dtype=np.float64)
+    if r.ndim != 1 or len(r) < 2 or not np.all(np.isfinite(r)):
+        raise InputError("need at least 2 finite AID row means", field="row_means")
+    return 2.0 * r - r.mean()
+
+
 # --------------------------------------------------------------------------- lexical diversity
 
 
@@ -359,6 +423,9 @@ class DiversitySummary:
         n_prompts: prompts given; n_samples: outputs given, empty included; n_empty: empty outputs,
             dropped from every metric.
         errors: metric key -> why it could not be computed at all.
+        aid_embeddings: prompt key -> the unit-norm embedding of the sample AID used for it (its
+            first non-empty one), for every prompt in AID: what `across_input_similarity_resampled`
+            needs to recompute AID under prompt resampling.
     """
 
     n_prompts: int
@@ -368,6 +435,7 @@ class DiversitySummary:
     per_prompt: dict[str, dict[Hashable, float]] = field(default_factory=dict)
     n_excluded: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    aid_embeddings: dict[Hashable, np.ndarray] = field(default_factory=dict)
 
 
 def _is_empty(text: str) -> bool:
@@ -442,6 +510,7 @@ def diversity_summary(
         no_first = sum(1 for e in emb_kept.values() if not len(e))
         record(AID_SIMILARITY, lambda: across_input_similarity(firsts))
         if AID_SIMILARITY in out.metrics:
+            out.aid_embeddings.update({k: _unit(v) for k, v in firsts.items()})
             out.n_excluded[AID_SIMILARITY] = no_first
             _add_diversity(out, AID_SIMILARITY, AID_DIVERSITY)
 

