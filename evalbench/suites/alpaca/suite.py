@@ -57,6 +57,7 @@ from evalbench.score.winrate import (
 )
 from evalbench.store import GenerationRecord, SampleRecord
 from evalbench.suites.alpaca.data import ModelOutput, read_model_outputs, write_model_outputs
+from evalbench.judge.base import Judge, as_judge
 from evalbench.suites.alpaca.judge import (
     JudgePrompt,
     Judgment,
@@ -467,7 +468,8 @@ class AlpacaEval2(Suite):
         """Judge every answer against the reference (cached), write annotations.json beside
         model_outputs.json and return one SampleRecord per instruction."""
         if ctx.judge is None:
-            raise EvalbenchError("the alpaca suite needs a judge (an OpenAI-compatible endpoint: --judge ...)")
+            raise EvalbenchError("the alpaca suite needs a judge: give --judge (e.g. vllm:MODEL or "
+                                 "url=URL,model=NAME)")
         rows = self.rows(ctx.limit)
         found = self._match_generations(rows, [g for g in generations if g.turn == 1])
         outputs, errors = [], []
@@ -476,9 +478,12 @@ class AlpacaEval2(Suite):
             outputs.append(self._output(rec) if rec is not None else None)
             errors.append(None if rec is None else rec.error)
         prompt = self.prompt()
-        annotator = f"{prompt.name}:{ctx.judge_name}" if ctx.judge_name else prompt.name
+        judge = as_judge(ctx.judge, name=ctx.judge_name, constrained=ctx.constrained_judge)
+        # The annotator names the judge by the identity it was built with (alpaca_eval's column).
+        judge_name = judge.name if isinstance(ctx.judge, Judge) else ctx.judge_name
+        annotator = f"{prompt.name}:{judge_name}" if judge_name else prompt.name
         samples, annotations = score_rows(
-            ctx.judge, rows, outputs, prompt=prompt, checkpoint=checkpoint.name, seed=seed,
+            judge, rows, outputs, prompt=prompt, checkpoint=checkpoint.name, seed=seed,
             difficulty=self.difficulty(rows), generation_errors=errors, constrained=ctx.constrained_judge,
             order_seed=self.options.judge_order_seed, max_output_chars=self.options.judge_max_output_chars,
             annotator=annotator)
