@@ -15,6 +15,7 @@ import pytest
 
 from evalbench.cache import Cache
 from evalbench.generate.backend import CachedBackend
+from evalbench.judge.base import ModelJudge
 from evalbench.io import read_json
 from evalbench.store import ResultsStore
 from evalbench.suites.alpaca.data import load_eval_set, read_annotations
@@ -32,7 +33,8 @@ def _run_once(server, tiny_model, lora_adapter, store, cache, options, run_id):
                       run_id=run_id)
     policy = server.backend("lora_a")
     judge = server.backend("tiny")
-    ctx = SuiteContext(judge=CachedBackend(judge, cache), judge_name="tiny", constrained_judge=True, limit=LIMIT)
+    ctx = SuiteContext(judge=ModelJudge(CachedBackend(judge, cache), name="tiny", constrained=True),
+                       limit=LIMIT)
     ckpt = Checkpoint(name="lora_a", backend=CachedBackend(policy, cache), base_model=str(tiny_model),
                       adapter_path=str(lora_adapter))
     suite = AlpacaEval2(options)

@@ -14,6 +14,7 @@ import pytest
 from evalbench.api import RecordSink, drive, summarize_records
 from evalbench.cache import Cache
 from evalbench.generate.backend import CachedBackend
+from evalbench.judge.base import ModelJudge
 from evalbench.store import ResultsStore
 from evalbench.suites.base import Checkpoint, SuiteContext
 from evalbench.suites.mtbench import data as mt
@@ -32,8 +33,9 @@ def _evaluate(server, tiny_model, lora_adapter, tmp_path, cache):
     cks = [Checkpoint("tiny", CachedBackend(server.backend("tiny"), cache), str(tiny_model)),
            Checkpoint("lora_a", CachedBackend(server.backend("lora_a"), cache), str(tiny_model),
                       adapter_path=str(lora_adapter))]
-    judge = CachedBackend(server.backend("tiny"), cache)
-    ctx = SuiteContext(judge=judge, judge_name="tiny", constrained_judge=True)
+    # The Judge over this server's base model, with constrained verdicts (as a local judge gets them).
+    judge = ModelJudge(CachedBackend(server.backend("tiny"), cache), name="tiny", constrained=True)
+    ctx = SuiteContext(judge=judge)
     single = MTBench(MTBenchOptions(question_ids=QIDS, max_new_tokens=32, judge_max_tokens=48))
     drive(run, [single], cks, [0], ctx)
     pair = MTBench(MTBenchOptions(question_ids=PAIR_QIDS, max_new_tokens=32, judge_max_tokens=48,
@@ -91,6 +93,6 @@ def test_tiny_policy_and_constrained_tiny_judge_then_rerun_is_free(vllm_server, 
     before = [ck.backend.misses for ck in cks] + [judge.misses]
     assert all(n > 0 for n in before)
     run2, cks2, judge2, metrics2 = _evaluate(vllm_server, tiny_model, lora_adapter, tmp_path, cache)
-    assert [ck.backend.inner.calls for ck in cks2] + [judge2.inner.calls] == [0, 0, 0]
+    assert [ck.backend.inner.calls for ck in cks2] + [judge2.backend.inner.calls] == [0, 0, 0]
     assert [ck.backend.misses for ck in cks2] + [judge2.misses] == [0, 0, 0]
     assert metrics2 == metrics
