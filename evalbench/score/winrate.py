@@ -324,6 +324,7 @@ _NEWTON_MAX_ITER = 100
 _NEWTON_TOL = 1e-6       # a row stops after a Newton step moving no coefficient by more than this
 _ARMIJO = 1e-4           # sufficient-decrease constant of the backtracking line search
 _MAX_HALVINGS = 40
+_RESAMPLE_CHUNK = 1000   # weight rows solved together
 _ROUNDING = 1e-10        # relative size of an objective decrease below which it is not measurable
 
 
@@ -549,14 +550,20 @@ def length_controlled_winrate_resampled(
     if stuck:
         warnings.warn("the full-data length-controlled GLM refit did not converge", RuntimeWarning, stacklevel=2)
 
-    data, usable = data_for(w)
-    beta, stuck = _glm_newton(np.repeat(beta_full, int(usable.sum()), axis=0), data)
+    lc = np.full(len(w), np.nan)
+    stuck = 0
+    # Chunks of weight rows bound the memory (a few (chunk, n) arrays) for any B.
+    for start_row in range(0, len(w), _RESAMPLE_CHUNK):
+        chunk = w[start_row:start_row + _RESAMPLE_CHUNK]
+        data, usable = data_for(chunk)
+        beta, n_stuck = _glm_newton(np.repeat(beta_full, int(usable.sum()), axis=0), data)
+        stuck += n_stuck
+        # Prediction at zero length difference: the features (0, difficulty, 1).
+        q = _sigmoid(beta[:, 1:2] * difficulty[None, :] + beta[:, 2:3])
+        lc[start_row:start_row + len(chunk)][usable] = (100.0 * (chunk[usable] * q).sum(axis=1)
+                                                        / chunk[usable].sum(axis=1))
     if stuck:
         warnings.warn(f"{stuck} of {len(w)} resampled length-controlled GLM refits did not converge in "
                       f"{_NEWTON_MAX_ITER} Newton iterations; their last iterate is used", RuntimeWarning,
                       stacklevel=2)
-    # Prediction at zero length difference: the features (0, difficulty, 1).
-    q = _sigmoid(beta[:, 1:2] * difficulty[None, :] + beta[:, 2:3])
-    lc = np.full(len(w), np.nan)
-    lc[usable] = 100.0 * (w[usable] * q).sum(axis=1) / w[usable].sum(axis=1)
     return lc
