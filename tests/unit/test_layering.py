@@ -17,10 +17,6 @@ PACKAGE_DIR = Path(evalbench.__file__).parent
 # down by design, and lower modules may import `__version__` from it.
 FACADE = "evalbench"
 
-# Cycles being removed by work in progress; an entry here is a debt, delete it when the work lands.
-# train.reward <-> train.trainer: the trainer split by concern (issue 13, requirement 6).
-KNOWN_CYCLES: list[list[str]] = [["evalbench.train.reward", "evalbench.train.trainer"]]
-
 # Private names used across modules, to be made public or moved (each entry is a debt).
 # aggregate.compare uses two helpers of aggregate.stats (the statistics owners decide their names);
 # aggregate.cli's imports of compare's private renderers go with the CLI package (requirement 5).
@@ -30,10 +26,6 @@ KNOWN_PRIVATE_USES: set[str] = {
     "evalbench.aggregate.cli -> evalbench.aggregate.compare._legend",
     "evalbench.aggregate.cli -> evalbench.aggregate.compare._notes",
     "evalbench.aggregate.cli -> evalbench.aggregate.compare._test_lines",
-    # removed by the trainer split (requirement 6)
-    "evalbench.train.reward -> evalbench.train.data._jsonl_rows",
-    "evalbench.train.reward -> evalbench.train.data._prompt",
-    "evalbench.train.reward -> evalbench.train.trainer._pad",
 }
 
 # What the bottom layers may import from evalbench (besides the package's `__version__`).
@@ -187,7 +179,7 @@ def test_cycle_finder_finds_a_lazy_cycle():
 
 
 def test_no_import_cycles():
-    assert [c for c in cycles(_without_facade(import_graph())) if c not in KNOWN_CYCLES] == []
+    assert cycles(_without_facade(import_graph())) == []
 
 
 def test_bottom_layers_import_nothing_above_them():
