@@ -2,7 +2,8 @@
 
 `results/leaderboard.csv` (`export_leaderboard`): the fixed identity columns `LEADERBOARD_COLUMNS`
 first, in that order, then for every (suite, metric) column, in order of appearance, the fields
-`METRIC_FIELDS` named `<suite>.<metric>.<field>` (e.g. `alpaca.win_rate.mean`). Mean, std and the
+`METRIC_FIELDS` named `<suite>.<metric>.<field>`; `n_samples` / `n_failed` count the group's samples and
+the failed ones left out of every metric (summed over suites, checkpoints and seeds) (e.g. `alpaca.win_rate.mean`). Mean, std and the
 Student-t interval are over models (checkpoints; generation seeds averaged within each, see
 docs/statistics.md); `delta`, `p_value`, `p_adjusted`, `significant`, `test`, the CI of the
 difference, `mde` (80 % power), `n_models` and `n_prompts` compare the group with `--baseline`
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds", "judge",
-    "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version")
+    "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version", "n_samples", "n_failed")
 METRIC_FIELDS: tuple[str, ...] = (
     "mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
     "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts")
@@ -112,7 +113,11 @@ def leaderboard_rows(runs: Sequence[RunData] | ResultSet, *, baseline: str | Non
             "avg_length": avg_length, "baseline": comp.baseline if baseline is not None else None,
             "run_ids": run_ids,
             "spec_hash": _join(list(dict.fromkeys(rs.runs[i].spec_hash for i in run_ids))),
-            "evalbench_version": _join(versions)}
+            "evalbench_version": _join(versions),
+            # Failed items are left out of every metric: the count says how much each one rests on
+            # (issue 15), summed over the group's suites, checkpoints and seeds.
+            "n_samples": sum(int(r.get("n_samples") or 0) for r in grows),
+            "n_failed": sum(int(r.get("n_failed") or 0) for r in grows)}
         for s, m in comp.columns:
             cell = comp.cells.get((group, s, m))
             o = comp.outcomes.get((group, s, m))

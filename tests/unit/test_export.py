@@ -20,7 +20,8 @@ from tests.unit.synth_runs import Unit, make_run, scores
 
 # The fixed column order, spelled out: changing it breaks downstream readers, so it must be a decision.
 EXPECTED_FIXED = ["group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds",
-                  "judge", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version"]
+                  "judge", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version",
+                  "n_samples", "n_failed"]
 EXPECTED_FIELDS = ["mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
                    "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts"]
 
@@ -61,6 +62,7 @@ def test_leaderboard_columns_and_values(tmp_path):
     assert dpo["train_seeds"] == "0;1" and dpo["n_seeds"] == "2" and dpo["suites"] == "alpaca;mtbench"
     assert dpo["spec_hash"] == "hash-r1" and dpo["run_ids"] == "r1" and dpo["evalbench_version"]
     assert dpo["baseline"] == "base" and dpo["model"] == "tiny" and dpo["judge"] == "stub-judge"
+    assert dpo["n_samples"] == "60" and dpo["n_failed"] == "0" and base["n_samples"] == "0"  # 2 x 30 mtbench
     # win rate 60 and 62: mean 61, std sqrt(2); difference to base (50, 51): 10.5
     assert float(dpo["alpaca.win_rate.mean"]) == pytest.approx(61.0)
     assert float(dpo["alpaca.win_rate.std"]) == pytest.approx(2 ** 0.5)

@@ -256,6 +256,11 @@ def test_evalbench_run_with_a_faulty_generator_and_judge_equals_the_fault_free_r
         out, err = capsys.readouterr()
         assert "1 of 30 items failed" in out and "above --max-failed 0" in err
         assert results("failing")[0][2] == 1
+        import csv
+
+        with open(tmp_path / "failing" / "leaderboard.csv", newline="") as fh:
+            board = next(csv.DictReader(fh))
+        assert board["n_failed"] == "1" and board["n_samples"] == "30"  # the leaderboard says so too
         calls = judge.request_count
         assert main(argv + ["--max-failed", "0.05"]) == 0
         assert judge.request_count == calls + 1 and pol.request_count == 30
