@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Union
 
 from evalbench.io import stable_hash
 from evalbench.judge.base import Judge, JudgeId, PairItem, Preference, RateItem, Rating
@@ -29,7 +28,7 @@ __all__ = ["FakeJudge", "FAILED"]
 
 FAILED = "fake judge: scripted failure"
 
-Script = Union[Sequence[float | None], Callable[[RateItem], float | None], Callable[[PairItem], float | None], None]
+Script = Sequence[float | None] | Callable[[RateItem], float | None] | Callable[[PairItem], float | None] | None
 
 
 def _hash_rating(item: RateItem) -> float:

@@ -42,8 +42,8 @@ JUDGE_TOP_LOGPROBS = 5   # alpaca_eval's weighted judge reads the top-5 candidat
 # tokens) well inside JUDGE_MAX_TOKENS, so a constrained judge cannot run out of tokens before
 # the verdict. Ratings are whole numbers 1-10, as the prompts' example "[[5]]".
 EXPLANATION_MAX_CHARS = 1500
-RATING_OUTPUT_REGEX = r"[^\[\]]{0,%d}\[\[(10|[1-9])\]\]" % EXPLANATION_MAX_CHARS
-CHOICE_OUTPUT_REGEX = r"[^\[\]]{0,%d}\[\[[ABC]\]\]" % EXPLANATION_MAX_CHARS
+RATING_OUTPUT_REGEX = rf"[^\[\]]{{0,{EXPLANATION_MAX_CHARS}}}\[\[(10|[1-9])\]\]"
+CHOICE_OUTPUT_REGEX = rf"[^\[\]]{{0,{EXPLANATION_MAX_CHARS}}}\[\[[ABC]\]\]"
 
 # "[[10]]" is 6 characters: at most 6 tokens with any byte-level tokenizer.
 _VERDICT_MAX_TOKENS = 6
@@ -61,7 +61,7 @@ def output_regex(kind: Literal["single", "pair"], max_tokens: int = JUDGE_MAX_TO
     if chars == EXPLANATION_MAX_CHARS:
         return RATING_OUTPUT_REGEX if kind == "single" else CHOICE_OUTPUT_REGEX
     verdict = r"\[\[(10|[1-9])\]\]" if kind == "single" else r"\[\[[ABC]\]\]"
-    return r"[^\[\]]{0,%d}" % chars + verdict
+    return rf"[^\[\]]{{0,{chars}}}" + verdict
 
 
 def text_sampling(kind: Literal["single", "pair"], *, constrained: bool = False,

@@ -19,7 +19,7 @@ from evalbench.judge.fake import FAILED, FakeJudge
 from evalbench.judge.formats import VERDICT_FORMATS
 from evalbench.judge.prompts import JudgePrompt
 from evalbench.runspec import JudgeSpec, RunSpec, parse_judge_arg
-from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
+from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 MSG = ({"role": "user", "content": "judge this"},)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-
 from evalbench.api import drive
 from evalbench.generate.backend import CachedBackend
 from evalbench.generate.fake import FakeBackend

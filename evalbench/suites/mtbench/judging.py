@@ -27,12 +27,26 @@ from typing import Literal, NamedTuple
 from evalbench.config import SamplingSpec
 from evalbench.errors import InputError
 from evalbench.judge.base import Judge, PairItem, Preference, RateItem, Rating
-from evalbench.judge.formats import (CHOICE_OUTPUT_REGEX, EXPLANATION_MAX_CHARS, JUDGE_MAX_TOKENS,
-                                     JUDGE_TEMPERATURE, RATING_OUTPUT_REGEX, output_regex, text_sampling)
+from evalbench.judge.formats import (
+    CHOICE_OUTPUT_REGEX,
+    EXPLANATION_MAX_CHARS,
+    JUDGE_MAX_TOKENS,
+    JUDGE_TEMPERATURE,
+    RATING_OUTPUT_REGEX,
+    output_regex,
+    text_sampling,
+)
 from evalbench.judge.parsers import PARSERS
 from evalbench.registry import did_you_mean
-from evalbench.suites.mtbench.data import (NEED_REF_CATS, JudgePrompt, ModelAnswer, PairJudgment, Question,
-                                           SingleJudgment, Winner)
+from evalbench.suites.mtbench.data import (
+    NEED_REF_CATS,
+    JudgePrompt,
+    ModelAnswer,
+    PairJudgment,
+    Question,
+    SingleJudgment,
+    Winner,
+)
 
 __all__ = [
     "JUDGE_TEMPERATURE", "JUDGE_MAX_TOKENS", "EXPLANATION_MAX_CHARS", "RATING_OUTPUT_REGEX",
