@@ -120,6 +120,7 @@ for _name, _target in {
     "alpaca": "evalbench.suites.alpaca.suite:AlpacaEval2",
     "mtbench": "evalbench.suites.mtbench.suite:MTBench",
     "diversity": "evalbench.suites.diversity:Diversity",
+    "reward": "evalbench.suites.reward:RewardSuite",
     "openllm": "evalbench.suites.openllm.suite:OpenLLM",
     "openllm_v2": "evalbench.suites.openllm.suite:OpenLLMv2",
 }.items():
