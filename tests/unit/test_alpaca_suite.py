@@ -414,8 +414,8 @@ def test_cli_judges_a_model_outputs_file_and_reruns_from_cache(stubs, tmp_path, 
     rows = [{"instruction": r.instruction, "output": policy_responder({"messages": [{"content": r.instruction}]}),
              "generator": "mymodel", "dataset": r.dataset} for r in eval_rows]
     path = _write_outputs(tmp_path / "model_outputs.json", rows)
-    argv = ["alpaca", "judge", "--outputs", str(path), "--judge-url", judge.base_url, "--judge-model", "judge",
-            "--judge-key-env", "NO_SUCH_KEY_VAR", "--out", str(tmp_path / "out"), "--json"]
+    argv = ["alpaca", "judge", "--outputs", str(path), "--judge", f"url={judge.base_url},model=judge,key_env=NO_SUCH_KEY_VAR",
+            "--out", str(tmp_path / "out"), "--json"]
     assert main(argv) == 0
     metrics = json.loads(capsys.readouterr().out)
     expected = np.mean([strength(r.instruction) / 10 for r in eval_rows]) * 100
@@ -441,7 +441,7 @@ def test_cli_lists_mismatched_instructions_and_bad_rows(stubs, tmp_path, capsys,
     rows = [{"instruction": r.instruction, "output": "x", "generator": "g"} for r in eval_rows]
     rows[2]["instruction"] = "Write a limerick about caches."
     path = _write_outputs(tmp_path / "model_outputs.json", rows)
-    base = ["alpaca", "judge", "--judge-url", judge.base_url, "--judge-model", "judge"]
+    base = ["alpaca", "judge", "--judge", f"url={judge.base_url},model=judge"]
     assert main(base + ["--outputs", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "1 of 6 instruction(s) are not in the AlpacaEval 2 eval set" in err
@@ -461,8 +461,8 @@ def test_cli_fewer_rows_warns_and_reports_n_total(stubs, tmp_path, capsys, monke
     rows = [{"instruction": r.instruction, "output": policy_responder({"messages": [{"content": r.instruction}]}),
              "generator": "g"} for r in eval_rows]
     path = _write_outputs(tmp_path / "model_outputs.json", rows)
-    assert main(["alpaca", "judge", "--outputs", str(path), "--judge-url", judge.base_url, "--judge-model",
-                 "judge", "--json", "--no-cache"]) == 0
+    assert main(["alpaca", "judge", "--outputs", str(path), "--judge", f"url={judge.base_url},model=judge",
+                 "--json", "--no-cache"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n_total"] == 3
     assert "3 of 805" in captured.err

@@ -441,8 +441,8 @@ def _cli(*argv):
 def test_cli_judges_published_answers_named_by_file(tmp_path, judge_stub, data_dir, capsys):
     answers = [data_dir / "mt_bench" / "model_answer" / f"{m}.jsonl"
                for m in ("alpaca-13b", "vicuna-13b-v1.3")]
-    args = ["mtbench", "judge", "--answers", *answers, "--judge-url", judge_stub.base_url,
-            "--judge-model", "judge", "--out", tmp_path / "res", "--question-ids", 81, 101,
+    args = ["mtbench", "judge", "--answers", *answers, "--judge", f"url={judge_stub.base_url},model=judge",
+            "--out", tmp_path / "res", "--question-ids", 81, 101,
             "--cache", tmp_path / "c.sqlite", "--run-id", "pub"]
     assert _cli(*args) == 0
     out = capsys.readouterr().out
@@ -471,9 +471,9 @@ def test_cli_judges_published_answers_named_by_file(tmp_path, judge_stub, data_d
 def test_cli_pair_mode_with_baseline(tmp_path, judge_stub, data_dir, capsys):
     answers = [data_dir / "mt_bench" / "model_answer" / f"{m}.jsonl"
                for m in ("alpaca-13b", "gpt-4", "tulu-30b")]
-    assert _cli("mtbench", "judge", "--answers", *answers, "--judge-url", judge_stub.base_url,
-                "--judge-model", "judge", "--mode", "pair", "--baseline", "gpt-4", "--out", tmp_path / "res",
-                "--limit", 2, "--cache", tmp_path / "c.sqlite", "--run-id", "p", "--constrained") == 0
+    assert _cli("mtbench", "judge", "--answers", *answers, "--judge", f"url={judge_stub.base_url},model=judge",
+                "--mode", "pair", "--baseline", "gpt-4", "--out", tmp_path / "res",
+                "--limit", 2, "--cache", tmp_path / "c.sqlite", "--run-id", "p", "--constrained-judge") == 0
     run = ResultsStore(tmp_path / "res").open("p")
     rows = read_jsonl(run.artifacts / "mtbench" / "model_judgment" / "judge_pair.jsonl")
     assert {(r["model_1"], r["model_2"]) for r in rows} == {("alpaca-13b", "gpt-4"), ("tulu-30b", "gpt-4")}
@@ -502,8 +502,8 @@ def _bad_file(tmp_path, data_dir, edit, name="bad-model.jsonl"):
 ])
 def test_cli_bad_answer_files_name_file_line_and_field(tmp_path, data_dir, judge_stub, capsys, edit, message):
     path = _bad_file(tmp_path, data_dir, edit)
-    code = _cli("mtbench", "judge", "--answers", path, "--judge-url", judge_stub.base_url,
-                "--judge-model", "judge", "--out", tmp_path / "res", "--cache", tmp_path / "c.sqlite")
+    code = _cli("mtbench", "judge", "--answers", path, "--judge", f"url={judge_stub.base_url},model=judge",
+                "--out", tmp_path / "res", "--cache", tmp_path / "c.sqlite")
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
     assert judge_stub.request_count == 0
@@ -512,7 +512,7 @@ def test_cli_bad_answer_files_name_file_line_and_field(tmp_path, data_dir, judge
 def test_cli_usage_errors(tmp_path, data_dir, judge_stub, capsys):
     good = data_dir / "mt_bench" / "model_answer" / "alpaca-13b.jsonl"
     other = data_dir / "mt_bench" / "model_answer" / "gpt-4.jsonl"
-    base = ["--judge-url", judge_stub.base_url, "--judge-model", "judge", "--out", tmp_path / "r",
+    base = ["--judge", f"url={judge_stub.base_url},model=judge", "--out", tmp_path / "r",
             "--cache", tmp_path / "c.sqlite"]
     assert _cli("mtbench", "judge", "--answers", good, other, "--mode", "pair", "--baseline", "gpt4",
                 *base) == 2
