@@ -253,6 +253,11 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
                          data_files=data_files, kind="run")
     cache = Cache(spec.cache_path or default_cache_path()) if use_cache else None
     judge_name = spec.judge.name(spec.model.base) if any(s.needs_judge for s in suites) else None
+    if judge_name is not None and spec.judge.self_judged:
+        # Said now, before a long generation, and again when the judge is built.
+        from evalbench.judge.base import SELF_JUDGED_WARNING
+
+        log.warning(SELF_JUDGED_WARNING.format(model=judge_name))
     calls: dict[str, int] = {"generate": 0, "judge": 0, "cached": 0}
     serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None
     with handle.recording():
