@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalbench.errors import EvalbenchError, ServerError
@@ -36,6 +37,22 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class MalformedResponse(Exception):
     """The server answered (usually HTTP 200) but the body cannot be used; retried as transient."""
+
+
+# After this many requests of a batch spent their whole budget on unusable answers while none
+# succeeded, the fault is the endpoint's (say, a model without log-probs), not the network's:
+# the rest fail at their first unusable answer instead of paying for every retry.
+SYSTEMATIC_AFTER = 3
+
+
+@dataclass
+class _BatchHealth:
+    ok: int = 0
+    exhausted_malformed: int = 0
+
+    @property
+    def systematic(self) -> bool:
+        return self.ok == 0 and self.exhausted_malformed >= SYSTEMATIC_AFTER
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, retry_after: float | None = None,
@@ -137,10 +154,11 @@ class OpenAICompatibleBackend:
                                  timeout=self.timeout_s))
         sem = asyncio.Semaphore(self.max_concurrency)
         results: list[Generation | None] = [None] * len(requests)
+        health = _BatchHealth()
 
         async def one(i: int) -> None:
             async with sem:
-                gen = await self._with_retries(client, requests[i])
+                gen = await self._with_retries(client, requests[i], health)
             results[i] = gen
             done(i, gen)
 
@@ -157,19 +175,27 @@ class OpenAICompatibleBackend:
             await client.close()
         return [r for r in results if r is not None]
 
-    async def _with_retries(self, client, req: GenRequest) -> Generation:
+    async def _with_retries(self, client, req: GenRequest, health: _BatchHealth | None = None) -> Generation:
         import openai
 
+        health = health if health is not None else _BatchHealth()
         attempt = 0
         while True:
             try:
                 with self._lock:
                     self.calls += 1
-                return await self._send(client, req)
+                gen = await self._send(client, req)
+                health.ok += 1
+                return gen
             except MalformedResponse as exc:
+                if health.systematic:
+                    return Generation(error=f"malformed response (the endpoint gave {SYSTEMATIC_AFTER} requests "
+                                            f"nothing usable in {self.max_retries + 1} attempts each; not "
+                                            f"retried): {exc}")
                 if attempt >= self.max_retries:
-                    log.warning("%s: unusable answer after %d attempts (%s); recorded as a failed item",
-                                self.model, attempt + 1, exc)
+                    health.exhausted_malformed += 1
+                    log.debug("%s: unusable answer after %d attempts (%s); recorded as a failed item",
+                              self.model, attempt + 1, exc)
                     return Generation(error=f"malformed response after {attempt + 1} attempts: {exc}")
                 delay = backoff_delay(attempt, base=self.backoff_base_s)
             except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,

@@ -338,3 +338,14 @@ def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, c
     assert results("killed") == results("clean")
     # Resumes appended only what was new: one line per sample (no copies from the resumes).
     assert len(_samples_lines(tmp_path, "killed")) == 30
+
+
+def test_an_endpoint_that_never_gives_logprobs_is_not_paid_for_every_retry():
+    # A model that answers without log-probs, every time: after 3 requests spent their budget the
+    # rest fail at their first answer (the fault is the endpoint's, not transient).
+    with StubServer(models=("m",)) as stub:  # the stub sends no log-probs without a top_logprobs script
+        be = _backend(stub.base_url, "m", max_concurrency=1, max_retries=2)
+        gens = CachedBackend(be, None).generate([_chat(i, logprobs=True) for i in range(10)])
+    assert not any(g.ok for g in gens)
+    assert all("log-probs were asked for" in g.error for g in gens)
+    assert stub.request_count == 3 * 3 + 7  # 3 requests x 3 attempts, then one attempt each
