@@ -282,22 +282,27 @@ class ClassifierScorer(RewardScorer):
     def score(self, items: Sequence[RewardItem]) -> Scored:
         import torch
 
-        values: list[float | None] = []
+        out = Scored([None] * len(items))
+        # A text that encodes to no token at all (an empty output, with a tokenizer that adds no
+        # special tokens) has nothing to classify: None with the reason, never a made-up score.
+        lengths = [len(ids) for ids in self.tokenizer([it.text for it in items], truncation=True,
+                                                      max_length=self.spec.max_length)["input_ids"]]
+        todo = [i for i, n in enumerate(lengths) if n > 0]
+        for i, n in enumerate(lengths):
+            if n == 0:
+                out.errors[i] = "classifier: the text encodes to no token"
         with torch.no_grad():
-            for start in range(0, len(items), self.spec.batch_size):
-                chunk = [it.text for it in items[start:start + self.spec.batch_size]]
-                enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.spec.max_length,
-                                     return_tensors="pt").to(self.device)
+            for start in range(0, len(todo), self.spec.batch_size):
+                idx = todo[start:start + self.spec.batch_size]
+                enc = self.tokenizer([items[i].text for i in idx], padding=True, truncation=True,
+                                     max_length=self.spec.max_length, return_tensors="pt").to(self.device)
                 logits = self.model(**enc).logits
-                values.extend(classifier_read_out(logits, self.label, self.spec.read_out, self.contrast)
-                              .cpu().tolist())
-        out = Scored([])
-        for i, v in enumerate(values):
-            if math.isfinite(v):
-                out.values.append(float(v))
-            else:
-                out.values.append(None)
-                out.errors[i] = f"classifier: non-finite score {v}"
+                scores = classifier_read_out(logits, self.label, self.spec.read_out, self.contrast).cpu().tolist()
+                for i, v in zip(idx, scores):
+                    if math.isfinite(v):
+                        out.values[i] = float(v)
+                    else:
+                        out.errors[i] = f"classifier: non-finite score {v}"
         return out
 
 
