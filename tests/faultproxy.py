@@ -118,7 +118,8 @@ class FaultProxy:
             async with sem:
                 try:
                     await self._connection(reader, writer)
-                except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
+                        asyncio.CancelledError):  # cancelled: the proxy is shutting down
                     pass
                 finally:
                     writer.close()
