@@ -50,8 +50,8 @@ def test_every_fault_kind_is_retried_to_the_right_answer(kind, endpoint):
     state = StubState(top_logprobs=_verdict_logprobs)
     make = _chat if endpoint == "chat" else _completion
     with StubServer(models=("m",), state=state) as stub, \
-            FaultProxy(stub.base_url, FaultPlan(script=[kind], stall_s=1.5)) as proxy:
-        be = _backend(proxy.base_url, "m", timeout_s=0.5, max_concurrency=1)
+            FaultProxy(stub.base_url, FaultPlan(script=[kind], stall_s=3.5)) as proxy:
+        be = _backend(proxy.base_url, "m", timeout_s=2.5, max_concurrency=1)
         gen = CachedBackend(be, None).generate([make(0, logprobs=True, top_logprobs=3)])[0]
     assert gen.ok, gen.error
     assert gen.text == ("echo: q0" if endpoint == "chat" else "echo: p0")
