@@ -38,8 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalbench import __version__
 from evalbench.errors import EvalbenchError, InputError
-from evalbench.paths import results_dir
 from evalbench.io import append_jsonl, canonical_json, read_json, read_jsonl_tolerant, write_json_atomic
+from evalbench.paths import results_dir
 
 log = logging.getLogger(__name__)
 

@@ -80,9 +80,8 @@ def test_a_file_that_is_not_a_database_is_named_with_the_fix_at_open(tmp_path):
 def test_a_truncated_file_is_detected_at_open(tmp_path):
     import pytest
 
-    from evalbench.cache import CacheCorrupt
-
     from evalbench import cache as cache_mod
+    from evalbench.cache import CacheCorrupt
 
     path = _filled(tmp_path / "cache.sqlite")
     data = path.read_bytes()
