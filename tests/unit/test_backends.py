@@ -110,3 +110,35 @@ def test_mtbench_run_over_fake_policy_and_fake_same_judge_resumes_with_zero_call
     # A resumed run appends nothing that is already stored.
     assert (again.path / "samples.jsonl").read_text().splitlines() == lines
     assert json.loads(lines[0])["suite"] == "mtbench"
+
+
+def test_judge_commands_write_standard_runs_that_compare_and_export_read(tmp_path, data_dir):
+    """`mtbench judge` and `alpaca judge` are runs over the replay backend: the run ids derive from the
+    spec, and the aggregate readers (load_runs, compare, export) take them like any `evalbench run`."""
+    from evalbench.aggregate.compare import compare_runs
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.cli import main
+    from evalbench.report.export import export_leaderboard
+    from evalbench.suites.alpaca.data import load_eval_set
+
+    answers = [data_dir / "mt_bench" / "model_answer" / f"{m}.jsonl" for m in ("alpaca-13b", "vicuna-13b-v1.3")]
+    assert main(["-q", "mtbench", "judge", "--answers", *map(str, answers), "--judge", "fake",
+                 "--question-ids", "81", "82", "--out", str(tmp_path / "mt"),
+                 "--cache", str(tmp_path / "c.sqlite")]) == 0
+    rows = [{"instruction": r.instruction, "output": f"answer {i}", "generator": "mine", "dataset": r.dataset}
+            for i, r in enumerate(load_eval_set()[:5])]
+    outputs = tmp_path / "model_outputs.json"
+    outputs.write_text(json.dumps(rows))
+    assert main(["-q", "alpaca", "judge", "--outputs", str(outputs), "--judge", "fake", "--results",
+                 str(tmp_path / "al"), "--cache", str(tmp_path / "c.sqlite")]) == 0
+    (mt_run,) = (tmp_path / "mt" / "runs").iterdir()
+    (al_run,) = (tmp_path / "al" / "runs").iterdir()
+    for run_dir, suite, models in ((mt_run, "mtbench", {"alpaca-13b", "vicuna-13b-v1.3"}), (al_run, "alpaca", {"mine"})):
+        header = json.loads((run_dir / "run.json").read_text())
+        assert run_dir.name.startswith("run-") and header["kind"] == "run"
+        assert header["spec"]["model"]["backend"] == "replay"
+        runs = load_runs([run_dir], with_samples=True)
+        assert {r["checkpoint"] for r in json.loads((run_dir / "summary.json").read_text())["results"]} == models
+        compare_runs(runs)
+        export_leaderboard(runs, tmp_path / f"{suite}.csv")
+        assert (tmp_path / f"{suite}.csv").read_text().count("\n") >= 2
