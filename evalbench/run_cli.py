@@ -29,6 +29,12 @@ def add_command(subparsers) -> None:
                    help="with --model-url: a model name on that endpoint to evaluate (repeatable; "
                         "e.g. LoRA adapters on a remote vLLM)")
     p.add_argument("--engine", choices=["server", "inprocess"], help="how the policy is served (default: server)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="policy backend by registry name: vllm-server, vllm-inprocess, endpoint, replay, fake "
+                        "(default: endpoint with --model-url, else --engine's)")
+    p.add_argument("--replay", action="append", default=[], metavar="NAME=FILE",
+                   help="with --backend replay: a checkpoint answered from saved outputs (alpaca_eval "
+                        "model_outputs.json or a FastChat answer file; repeatable)")
     from evalbench.judge.cli_options import add_judge_options
 
     add_judge_options(p)
@@ -66,6 +72,10 @@ def spec_from_args(args: argparse.Namespace):
         model["include_base"] = False
     if args.engine:
         model["engine"] = args.engine
+    if args.backend:
+        model["backend"] = args.backend
+    if args.replay:
+        model["replay"] = dict(_name_value(r, "--replay") for r in args.replay)
     if args.dtype:
         model["dtype"] = args.dtype
     if args.max_model_len:
@@ -159,3 +169,12 @@ def print_summary(handle) -> None:
         shown = {k: v for k, v in row["metrics"].items() if isinstance(v, (int, float)) and "/" not in k}
         text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(shown.items())[:8])
         print(f"  {row['suite']:<10} {row['checkpoint']:<16} seed {row['seed']}: {text}")
+
+
+def _name_value(arg: str, flag: str) -> tuple[str, str]:
+    name, sep, value = arg.partition("=")
+    if not sep or not name or not value:
+        from evalbench.errors import InputError
+
+        raise InputError(f"expected NAME=VALUE, got {arg!r}", field=flag)
+    return name, value

@@ -142,3 +142,19 @@ def test_judge_commands_write_standard_runs_that_compare_and_export_read(tmp_pat
         compare_runs(runs)
         export_leaderboard(runs, tmp_path / f"{suite}.csv")
         assert (tmp_path / f"{suite}.csv").read_text().count("\n") >= 2
+
+
+def test_mtbench_judge_and_run_over_replay_are_the_same_spec(tmp_path, data_dir):
+    """The same evaluation gets the same run id whichever command starts it."""
+    from evalbench.api import default_run_id
+    from evalbench.cli import build_parser
+    from evalbench.run_cli import spec_from_args
+    from evalbench.suites.mtbench.cli import answer_files_spec
+
+    answer = (data_dir / "mt_bench" / "model_answer" / "alpaca-13b.jsonl").resolve()
+    via_judge = answer_files_spec([answer], judge={"kind": "fake"}, options={"question_ids": [81, 82]},
+                                  results=tmp_path)
+    via_run = spec_from_args(build_parser().parse_args([
+        "run", "--suite", "mtbench", "--model", "replay", "--backend", "replay", "--replay", f"alpaca-13b={answer}",
+        "--judge", "fake", "--set", "suite_options.mtbench.question_ids=[81,82]", "--results", str(tmp_path)]))
+    assert via_judge == via_run and default_run_id(via_judge) == default_run_id(via_run)
