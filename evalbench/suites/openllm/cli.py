@@ -138,14 +138,12 @@ def spec_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """`evalbench openllm` is `evalbench run --suite openllm|openllm_v2` with lm-eval's options."""
+    from evalbench.api import build_suites
     from evalbench.api import run as run_spec
-    from evalbench.suites.base import SUITES
 
     spec = spec_from_args(args)
     handle = run_spec(spec, run_id=args.run_id)
-    tasks = SUITES.get(args.suite)(SUITES.get(args.suite).Options.model_validate(
-        spec.suite_options.get(args.suite, {}))).tasks
-    _print_table(handle.summary()["results"], tasks)
+    _print_table(handle.summary()["results"], build_suites(spec)[0].tasks)
     print(f"run written to {handle.path}")
     return 0
 
