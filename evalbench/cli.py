@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "export": "evalbench.report.cli:add_export",
     "report": "evalbench.report.cli:add_report",
     "analyze": "evalbench.report.cli:add_analyze",
+    "show": "evalbench.report.show_cli:add_command",
     "alpaca": "evalbench.suites.alpaca.cli:add_command",
     "mtbench": "evalbench.suites.mtbench.cli:add_command",
     "openllm": "evalbench.suites.openllm.cli:add_command",

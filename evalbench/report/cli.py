@@ -71,6 +71,12 @@ def add_report(subparsers) -> None:
     p.add_argument("--format", dest="formats", action="append", choices=("png", "pdf", "svg"), default=None,
                    help="also write every plot in this format, for papers (repeatable; PNG is always written "
                         "and embedded in report.html)")
+    p.add_argument("--frontier-diversity", metavar="METRIC",
+                   help="x axis of the reward-vs-diversity plot: entropy, entropy_per_token, pid_diversity, "
+                        "distinct_1, distinct_2 ... or SUITE:METRIC (default: the first of entropy, pid_diversity, "
+                        "distinct_2, distinct_1 the runs have; the reward suite's own before the diversity suite's)")
+    p.add_argument("--side-by-side", type=int, default=3, metavar="N",
+                   help="prompts per suite shown side by side across checkpoints (default 3; 0: none)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
     p.set_defaults(func=run_report)
 
@@ -82,7 +88,8 @@ def run_report(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs, results_root=args.results)
     files = build_report(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics), test=args.test,
                          correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
-                         title=args.title, formats=["png", *(args.formats or [])])
+                         title=args.title, formats=["png", *(args.formats or [])],
+                         frontier_diversity=args.frontier_diversity, side_by_side_prompts=args.side_by_side)
     print(f"wrote {files.markdown}, {files.html} and {len(files.images)} plot(s)")
     return 0
 

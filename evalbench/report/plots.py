@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -298,5 +299,77 @@ def scatter(xs: Mapping[str, Sequence[float]], ys: Mapping[str, Sequence[float]]
     return _save(fig, path)
 
 
-__all__ = ["FORMATS", "bar_chart", "group_colors", "is_discrete", "length_vs_winrate", "radar", "scatter",
-           "score_distributions", "training_curves"]
+def more_is_diverse(metric: str) -> bool:
+    """Whether a larger value of a diversity metric means more diverse outputs (entropy, distinct-n,
+    `*_diversity`) or less (`*_similarity`, self-BLEU)."""
+    return not (metric.endswith("_similarity") or metric == "self_bleu")
+
+
+def pareto_front(points: Sequence[tuple[float, float]], *, more_x_is_better: bool = True) -> list[int]:
+    """Indices of the points no other point dominates (as good or better on both axes, better on
+    one), sorted by x; y is better when larger, x when larger unless `more_x_is_better` is False."""
+    sign = 1.0 if more_x_is_better else -1.0
+    front = []
+    for i, (xi, yi) in enumerate(points):
+        dominated = any(sign * xj >= sign * xi and yj >= yi and (sign * xj > sign * xi or yj > yi)
+                        for j, (xj, yj) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def reward_diversity_frontier(points: Sequence[Mapping[str, Any]], path: str | Path, *, reward_metric: str,
+                              diversity_metric: str, colors: Mapping[str, str] | None = None,
+                              title: str | None = None) -> Path | None:
+    """Reward against diversity, one point per checkpoint group, with intervals on both axes.
+
+    The picture of the IMDB experiments (DPO paper Fig. 2; f-divergence DPO): each alignment
+    method trades diversity for reward, and the non-dominated groups form the frontier (dashed).
+
+    Args:
+        points: dicts with `group`, `x` (diversity mean), `y` (reward mean), optional `x_low`,
+            `x_high`, `y_low`, `y_high` (interval bounds, None = no bar: one replicate), `label`
+            (the text next to the point, e.g. the method), `n` (replicates, shown in the legend).
+            Points without x or y are skipped. Intervals are cut at each metric's natural bounds.
+        reward_metric, diversity_metric: the metrics on y and x (axis labels and bounds from
+            `evalbench.report.units`; the x label says which direction is more diverse).
+        colors: group -> colour (`group_colors`), the same as in the report's other figures.
+    """
+    from evalbench.report.units import clip_interval, unit_of
+
+    pts = [p for p in points if p.get("x") is not None and p.get("y") is not None
+           and math.isfinite(float(p["x"])) and math.isfinite(float(p["y"]))]
+    if not pts:
+        return None
+    fig = _figure(6.4, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    palette = dict(zip([str(p["group"]) for p in pts], _colors_for([str(p["group"]) for p in pts], colors)))
+    for p in pts:
+        x, y = float(p["x"]), float(p["y"])
+        xl, xh = clip_interval(diversity_metric, p.get("x_low"), p.get("x_high"))
+        yl, yh = clip_interval(reward_metric, p.get("y_low"), p.get("y_high"))
+        xerr = [[max(0.0, x - xl) if xl is not None else 0.0], [max(0.0, xh - x) if xh is not None else 0.0]]
+        yerr = [[max(0.0, y - yl) if yl is not None else 0.0], [max(0.0, yh - y) if yh is not None else 0.0]]
+        color = palette[str(p["group"])]
+        n = p.get("n")
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3, ms=7,
+                    alpha=0.9, label=f"{p['group']}" + (f" (n={n})" if n else ""))
+        ax.annotate(str(p.get("label") or p["group"]), (x, y), textcoords="offset points", xytext=(6, 5),
+                    fontsize=8, color=color)
+    xy = [(float(p["x"]), float(p["y"])) for p in pts]
+    front = pareto_front(xy, more_x_is_better=more_is_diverse(diversity_metric))
+    if len(front) >= 2:
+        ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], ls="--", color="#555555", lw=1,
+                label="frontier (non-dominated)", zorder=0)
+    direction = "more diverse →" if more_is_diverse(diversity_metric) else "← more diverse"
+    ax.set_xlabel(f"{diversity_metric}: {unit_of(diversity_metric).label}  ({direction})", fontsize=9)
+    ax.set_ylabel(f"{reward_metric}: {unit_of(reward_metric).label}", fontsize=9)
+    ax.set_title(title or f"Reward vs diversity ({reward_metric} vs {diversity_metric})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+__all__ = ["FORMATS", "bar_chart", "group_colors", "is_discrete", "length_vs_winrate", "more_is_diverse",
+           "pareto_front", "radar", "reward_diversity_frontier", "scatter", "score_distributions",
+           "training_curves"]

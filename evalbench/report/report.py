@@ -10,7 +10,10 @@ Sections (each skipped, with a note, when the runs lack its data):
 5. distributions of per-sample scores (histograms for few-level scores, else ECDFs), one figure
    per metric with per-sample scores;
 6. MT-bench radar of the `category/<name>` metrics;
-7. training curves from `metrics.jsonl` files found in the adapter directories.
+7. reward against diversity (reward suite): one point per group with intervals on both axes;
+8. training curves from `metrics.jsonl` files found in the adapter directories;
+9. side-by-side outputs of a few prompts per suite (`evalbench.report.side_by_side`), those where
+   the checkpoints' scores differ most.
 
 Images are PNG files next to `report.md` (linked relatively) and embedded in `report.html` as data
 URIs, so the HTML file alone is the whole report; `formats` adds PDF / SVG copies of every plot
@@ -215,6 +218,129 @@ def _radar_section(rs: ResultSet, out: Path, plot: _Plotter) -> _Section | None:
     return sec
 
 
+REWARD_SUITE = "reward"
+DIVERSITY_SUITE = "diversity"
+# The frontier's default x axis: the first of these the runs have (reward suite first, then diversity).
+FRONTIER_DIVERSITY: tuple[str, ...] = ("entropy", "pid_diversity", "distinct_2", "distinct_1")
+
+
+def reward_metric_of(rs: ResultSet) -> str | None:
+    """The reward suite's reward metric: a registered reward key (`evalbench.score.rewards`), else
+    the first metric of the suite that is neither a diversity metric nor bookkeeping."""
+    from evalbench.aggregate.summarize import is_bookkeeping
+    from evalbench.score.rewards import REWARD_METRICS
+
+    names: dict[str, None] = {}
+    for g in rs.groups(REWARD_SUITE):
+        gd = rs.group(REWARD_SUITE, g)
+        names.update(dict.fromkeys(gd.metric_names() if gd is not None else []))
+    for m in names:
+        if m in REWARD_METRICS:
+            return m
+    diversity = re.compile(r"^(entropy|entropy_per_token|self_bleu|distinct_\d+|.*_(similarity|diversity))$")
+    return next((m for m in names if not is_bookkeeping(m) and not diversity.match(m)), None)
+
+
+def resolve_diversity(rs: ResultSet, choice: str | None) -> tuple[str, str] | None:
+    """(suite, metric) of the frontier's x axis: `choice` as `metric` or `suite:metric`, else the
+    first of FRONTIER_DIVERSITY found; a metric is looked up in the reward suite (same samples as
+    the reward) before the diversity suite. None when the runs have none."""
+    def has(suite: str, metric: str) -> bool:
+        return any(gd is not None and metric in gd.metric_names() for gd in (rs.group(suite, g) for g in rs.groups(suite)))
+
+    if choice and ":" in choice:
+        suite, _, metric = choice.partition(":")
+        return (suite, metric) if has(suite, metric) else None
+    for metric in ([choice] if choice else list(FRONTIER_DIVERSITY)):
+        for suite in (REWARD_SUITE, DIVERSITY_SUITE):
+            if has(suite, metric):
+                return suite, metric
+    return None
+
+
+def frontier_points(rs: ResultSet, reward: tuple[str, str], diversity: tuple[str, str], *, conf: float = 0.95,
+                    iters: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """One point per group having both metrics: model-level means and intervals (as `compare`'s
+    cells: over training-seed models when a group has two or more, else over generation seeds),
+    cut at the metrics' natural bounds; `label` = the group's training method when it differs."""
+    from evalbench.aggregate.summarize import group_summary
+
+    points = []
+    for g in rs.groups():
+        p: dict[str, Any] = {"group": g}
+        for axis, (suite, metric) in (("x", diversity), ("y", reward)):
+            gd = rs.group(suite, g)
+            by_model = gd.model_values(metric) if gd is not None else {}
+            if not by_model:
+                break
+            summary, _, _, _ = group_summary(by_model, conf=conf, bootstrap_iters=iters, seed=seed)
+            p[axis] = summary.mean
+            p[f"{axis}_low"], p[f"{axis}_high"] = clip_interval(metric, summary.ci_low, summary.ci_high)
+            p["n"] = summary.n
+            methods = gd.distinct("method")
+            if methods and str(methods[0]) != g:
+                p["label"] = f"{g} ({', '.join(map(str, methods))})"
+        else:
+            points.append(p)
+    return points
+
+
+def _frontier_section(rs: ResultSet, out: Path, plot: _Plotter, diversity: str | None, conf: float) -> _Section | None:
+    if REWARD_SUITE not in rs.suites():
+        return None
+    sec = _Section("Reward vs diversity")
+    metric = reward_metric_of(rs)
+    div = resolve_diversity(rs, diversity)
+    if metric is None or div is None:
+        sec.md = (f"_No {'reward metric' if metric is None else 'diversity metric ' + repr(diversity or '')} in the "
+                  "runs; frontier skipped (diversity: " + ", ".join(FRONTIER_DIVERSITY) + " or suite:metric)._")
+        return sec
+    points = frontier_points(rs, (REWARD_SUITE, metric), div, conf=conf)
+    path = plot(plots.reward_diversity_frontier, out / f"frontier_{_slug(metric)}_{_slug(div[1])}.png", points,
+                reward_metric=metric, diversity_metric=div[1], colors=plot.colors)
+    if path:
+        sec.images.append((path, (f"{REWARD_SUITE}/{metric} against {div[0]}/{div[1]}: one point per checkpoint group "
+                                  f"(mean over models and seeds) with {conf:.0%} intervals on both axes; dashed: "
+                                  "the non-dominated groups")))
+    else:
+        sec.md = "_No group has both a reward and a diversity value._"
+    return sec
+
+
+def _side_by_side_section(rs: ResultSet, n_prompts: int) -> _Section | None:
+    """A few prompts per run and suite, checkpoints side by side (those whose scores differ most)."""
+    from evalbench.report.side_by_side import side_by_side
+    from evalbench.report.side_by_side import to_html as sbs_html
+    from evalbench.report.side_by_side import to_markdown as sbs_markdown
+    from evalbench.store import Run
+
+    if n_prompts <= 0:
+        return None
+    sec = _Section("Side-by-side outputs (sample)")
+    md, ht = [], []
+    for run in rs.runs.values():
+        try:
+            gens = Run(run.path).generations()
+        except Exception as exc:  # noqa: BLE001 - an unreadable generations file must not sink the report
+            log.warning("report: no side-by-side for %s: %s", run.run_id, exc)
+            continue
+        samples = run.samples()
+        for suite in dict.fromkeys(g.suite for g in gens):
+            sbs = side_by_side(gens, samples, suite=suite, prompts=n_prompts, disagree=True)
+            if not sbs.rows:
+                continue
+            heading = f"{run.run_id} / {suite}" if len(rs.runs) > 1 else suite
+            md += [f"### {heading}", "", sbs_markdown(sbs, max_chars=400), ""]
+            ht += [f"<h3>{html.escape(heading)}</h3>", sbs_html(sbs, max_chars=800)]
+    if not md:
+        return None
+    sec.md = ("_Prompts where the checkpoints' scores differ most; the full table: `evalbench show RUN`._\n\n"
+              + "\n".join(md))
+    sec.html = ("<p><em>Prompts where the checkpoints' scores differ most; the full table: <code>evalbench show RUN"
+                "</code>.</em></p>" + "\n".join(ht))
+    return sec
+
+
 def _adapter_dirs(rs: ResultSet, group: str) -> list[tuple[str, Path]]:
     out: dict[Path, str] = {}
     for r in rs.rows:
@@ -260,11 +386,15 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
                  metrics: Sequence[str] | None = None, test: str = "auto", correction: str = "holm",
                  alpha: float = 0.05, conf: float = 0.95, iters: int = 10_000, seed: int = 0,
                  title: str = "evalbench report", max_distributions: int = 12,
-                 formats: Sequence[str] = ("png",)) -> ReportFiles:
+                 formats: Sequence[str] = ("png",), frontier_diversity: str | None = None,
+                 side_by_side_prompts: int = 3) -> ReportFiles:
     """Write `report.md`, `report.html` and PNG plots into `out_dir`; returns their paths.
 
     Options as in `compare_runs`; `max_distributions` caps the per-sample distribution figures;
-    `formats` adds copies of every plot as PDF / SVG (`plots.FORMATS`).
+    `formats` adds copies of every plot as PDF / SVG (`plots.FORMATS`); `frontier_diversity` is the
+    x axis of the reward-vs-diversity frontier (`entropy`, `pid_diversity`, `distinct_2`, ... or
+    `suite:metric`; default: the first of `FRONTIER_DIVERSITY` the runs have); `side_by_side_prompts`
+    prompts per run and suite are shown side by side across checkpoints (0: none).
     """
     from evalbench import __version__, progress
 
@@ -278,7 +408,8 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
     plot = _Plotter(rs, formats)
     builders = [lambda: _bars(rs, comp, out, plot), lambda: _length_section(rs, out, plot),
                 lambda: _distributions(rs, comp, out, max_distributions, plot), lambda: _radar_section(rs, out, plot),
-                lambda: _training_section(rs, out, plot)]
+                lambda: _frontier_section(rs, out, plot, frontier_diversity, conf),
+                lambda: _training_section(rs, out, plot), lambda: _side_by_side_section(rs, side_by_side_prompts)]
     with progress.track("report plots", total=len(builders)) as bar:
         for build in builders:
             sec = build()
@@ -327,4 +458,5 @@ def _scrollable_tables(fragment: str) -> str:
     return re.sub(r"<table\b", "<div class=\"table-wrap\"><table", fragment).replace("</table>", "</table></div>")
 
 
-__all__ = ["ReportFiles", "build_report"]
+__all__ = ["FRONTIER_DIVERSITY", "ReportFiles", "build_report", "frontier_points", "resolve_diversity",
+           "reward_metric_of"]

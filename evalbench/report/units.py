@@ -2,7 +2,7 @@
 
 One convention for every table and plot (docs/results-format.md): rates are percentages
 (0-100), MT-bench grades are 1-10, lengths are characters, diversity fractions are 0-1,
-entropies are nats. A bound is where a mean of the metric can never go, so an interval drawn
+entropies are nats, rewards are in their scorer's units (VADER compound -1 to 1, probabilities 0-1). A bound is where a mean of the metric can never go, so an interval drawn
 beyond it is an artefact of a symmetric approximation and is cut there.
 """
 
@@ -38,6 +38,9 @@ _EXACT: dict[str, Unit] = {
     "entropy_per_token": Unit("entropy (nats per token)", 0.0, None),
     "self_bleu": Unit("self-BLEU (0-100)", 0.0, 100.0),
     "reward": Unit("reward (scorer units)"),
+    # Reward suite (evalbench.score.rewards): a classifier label's probability, VADER's compound score.
+    "reward_prob": Unit("reward: label probability (0-1)", 0.0, 1.0),
+    "vader_compound": Unit("VADER compound sentiment (-1 to 1)", -1.0, 1.0),
 }
 _PATTERNS: tuple[tuple[str, Unit], ...] = (
     (r"^category/", Unit("grade (1-10)", 1.0, 10.0, discrete=True)),

@@ -6,8 +6,8 @@
 Three kinds, all in one registry (`REWARD_SOURCES`, did-you-mean on a typo):
 
 * `rm`: a Bradley-Terry reward model trained by evalbench (`evalbench train --method rm`; scoring
-  code in `evalbench.train.reward`): the scalar head at the last token of the chat-rendered
-  (prompt, response). Metric `reward`, unbounded.
+  code in `evalbench.train.reward`, scorer `evalbench.suites.reward.BradleyTerryScorer`): the
+  scalar head at the last token of the chat-rendered (prompt, response). Metric `reward`, unbounded.
 * `classifier`: any Hugging Face `AutoModelForSequenceClassification` (e.g. a sentiment classifier,
   the IMDB reward of the DPO paper), read on `RewardItem.text`:
   `prob` = softmax probability of `label` (metric `reward_prob`, in [0, 1]),
@@ -310,39 +310,6 @@ def classifier_scorer(spec: RewardSpec) -> ClassifierScorer:
     return ClassifierScorer(spec)
 
 
-class BradleyTerryScorer(RewardScorer):
-    """An evalbench-trained reward model (`evalbench.train.reward`), on the chat-rendered
-    (prompt, response), with the tokenization it was trained with."""
-
-    def __init__(self, spec: RewardSpec):
-        require("torch", "train")
-        if not spec.model:
-            raise InputError("reward source 'rm' needs a model: scorer: rm:PATH (an evalbench train --method rm "
-                             "output directory)", field="scorer.model")
-        if spec.read_out != "prob" or spec.label is not None or spec.contrast_label is not None:
-            raise InputError("label / read_out / contrast_label apply to source 'classifier', not 'rm' "
-                             "(a reward model has one scalar head)", field="scorer")
-        from evalbench.train.reward import load_reward_model
-
-        self.spec = spec
-        self.rm = load_reward_model(spec.model, device=spec.device)
-        self.metric = spec.metric or REWARD
-
-    def identity(self) -> dict[str, Any]:
-        return {"source": "rm", "metric": self.metric, **self.rm.who}
-
-    def score(self, items: Sequence[RewardItem]) -> Scored:
-        from evalbench.train.reward import score_items
-
-        pairs = [(list(it.prompt), ({"role": "assistant", "content": it.response},)) for it in items]
-        values = score_items(self.rm, pairs, batch_size=self.spec.batch_size)
-        return Scored([float(v) for v in values])
-
-
-def bradley_terry_scorer(spec: RewardSpec) -> BradleyTerryScorer:
-    return BradleyTerryScorer(spec)
-
-
 # --------------------------------------------------------------------------- registry
 
 # name -> factory(spec) -> RewardScorer. Built-ins are lazy "module:function" targets, so naming one
@@ -350,7 +317,9 @@ def bradley_terry_scorer(spec: RewardSpec) -> BradleyTerryScorer:
 REWARD_SOURCES: Registry[Callable[[RewardSpec], RewardScorer]] = Registry("reward source")
 REWARD_SOURCES.add("vader", "evalbench.score.rewards:vader_scorer")
 REWARD_SOURCES.add("classifier", "evalbench.score.rewards:classifier_scorer")
-REWARD_SOURCES.add("rm", "evalbench.score.rewards:bradley_terry_scorer")
+# The BT reward model's scorer uses the trainer's scoring code (evalbench.train.reward, the stages
+# layer), so it lives with the reward suite; the lazy target is no import from this layer.
+REWARD_SOURCES.add("rm", "evalbench.suites.reward:bradley_terry_scorer")
 
 # Metric keys of every registered source (the frontier plot and `show` find reward metrics by them).
 REWARD_METRICS: set[str] = {REWARD, REWARD_PROB, VADER_COMPOUND}
@@ -393,7 +362,6 @@ __all__ = [
     "REWARD_PROB",
     "REWARD_SOURCES",
     "VADER_COMPOUND",
-    "BradleyTerryScorer",
     "ClassifierScorer",
     "RewardItem",
     "RewardScorer",

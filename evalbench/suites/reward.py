@@ -54,15 +54,13 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from evalbench.config import SamplingSpec, Spec
-from evalbench.errors import EvalbenchError, InputError
+from evalbench.errors import EvalbenchError, InputError, require
 from evalbench.io import sha256_text
 from evalbench.registry import Registry
-from evalbench.score.rewards import RewardItem, RewardScorer, RewardSpec
+from evalbench.score.rewards import REWARD, RewardItem, RewardScorer, RewardSpec, Scored
 from evalbench.store import GenerationRecord, SampleRecord
 from evalbench.suites.base import Checkpoint, Suite, SuiteContext
-from evalbench.suites.diversity import (
-    PROMPT_SETS as DIVERSITY_PROMPT_SETS,
-)
+from evalbench.suites.diversity import PROMPT_SETS as DIVERSITY_PROMPT_SETS
 from evalbench.suites.diversity import (
     Prompt,
     PromptSet,
@@ -70,7 +68,7 @@ from evalbench.suites.diversity import (
     request_seed,
     select_prompts,
 )
-from evalbench.types import GenRequest
+from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +187,73 @@ def diversity_metric_names(options: RewardOptions) -> list[str]:
     return names
 
 
+# --------------------------------------------------------------------------- helpers
+
+
+def _merge(parts: Sequence[Generation]) -> Generation:
+    """One Generation holding the choices of K single-sample answers; failed if any part failed."""
+    errors = [g.error or "no outputs" for g in parts if not g.ok]
+    if errors:
+        return Generation(error=f"{len(errors)} of {len(parts)} samples failed: {errors[0]}")
+    return Generation(choices=tuple(g.choices[0] for g in parts), cached=all(g.cached for g in parts))
+
+
+def record_entropy(rec: GenerationRecord) -> tuple[float, float] | None:
+    """(nats, nats per token) of a prompt's non-empty samples from the record's log-prob sums and
+    token counts, by `evalbench.score.diversity.sequence_entropy` (as the diversity suite: each sample
+    is handed over as `count` equal per-token values `sum / count`, the same sum and count); None when
+    no sample is non-empty or a non-empty one has no log-probs."""
+    from evalbench.score.diversity import NothingToMeasure, sequence_entropy
+
+    kept = [i for i, t in enumerate(rec.outputs) if t.strip()]
+    sums, counts = rec.logprob_sums, rec.token_counts
+    if not kept or sums is None or counts is None or len(sums) != len(rec.outputs) \
+            or len(counts) != len(rec.outputs) or any(sums[i] is None or not counts[i] for i in kept):
+        return None
+    try:
+        est = sequence_entropy([[sums[i] / counts[i]] * int(counts[i]) for i in kept],
+                               field=f"logprobs of prompt {rec.sample_id!r}")
+    except NothingToMeasure:
+        return None
+    return est.nats, est.nats_per_token
+
+
+# --------------------------------------------------------------------------- the rm source
+
+
+class BradleyTerryScorer(RewardScorer):
+    """An evalbench-trained reward model (`evalbench.train.reward`), on the chat-rendered
+    (prompt, response), with the tokenization it was trained with."""
+
+    def __init__(self, spec: RewardSpec):
+        require("torch", "train")
+        if not spec.model:
+            raise InputError("reward source 'rm' needs a model: scorer: rm:PATH (an evalbench train --method rm "
+                             "output directory)", field="scorer.model")
+        if spec.read_out != "prob" or spec.label is not None or spec.contrast_label is not None:
+            raise InputError("label / read_out / contrast_label apply to source 'classifier', not 'rm' "
+                             "(a reward model has one scalar head)", field="scorer")
+        from evalbench.train.reward import load_reward_model
+
+        self.spec = spec
+        self.rm = load_reward_model(spec.model, device=spec.device)
+        self.metric = spec.metric or REWARD
+
+    def identity(self) -> dict[str, Any]:
+        return {"source": "rm", "metric": self.metric, **self.rm.who}
+
+    def score(self, items: Sequence[RewardItem]) -> Scored:
+        from evalbench.train.reward import score_items
+
+        pairs = [(list(it.prompt), ({"role": "assistant", "content": it.response},)) for it in items]
+        values = score_items(self.rm, pairs, batch_size=self.spec.batch_size)
+        return Scored([float(v) for v in values])
+
+
+def bradley_terry_scorer(spec: RewardSpec) -> BradleyTerryScorer:
+    return BradleyTerryScorer(spec)
+
+
 # --------------------------------------------------------------------------- the suite
 
 
@@ -299,7 +364,6 @@ class RewardSuite(Suite):
     def generate(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int) -> list[GenerationRecord]:
         """K samples per selected prompt; one GenerationRecord per prompt."""
         from evalbench.generate.stage import Item, to_record
-        from evalbench.suites.diversity import _merge  # K single answers -> one record, as diversity does
 
         prompts = self.prompts(ctx.limit)
         o = self.options
@@ -347,7 +411,6 @@ class RewardSuite(Suite):
         prompt that is not among the selected ones.
         """
         from evalbench.score import diversity as dv
-        from evalbench.suites.diversity import _entropies  # the diversity suite's estimate, reused
 
         o = self.options
         prompts = self.prompts(ctx.limit)
@@ -386,7 +449,7 @@ class RewardSuite(Suite):
             summary = dv.diversity_summary(texts, embeddings_by_prompt=embeddings, ngram_orders=o.ngram_orders,
                                            with_self_bleu=o.self_bleu)
             if o.logprobs:
-                entropy, _ = _entropies({pid: by_id[pid] for pid in texts})
+                entropy = {pid: e for pid in texts if (e := record_entropy(by_id[pid])) is not None}
 
         metric = self.scorer.metric
         names = [metric, *div_names]
@@ -457,5 +520,6 @@ class RewardSuite(Suite):
         return out
 
 
-__all__ = ["REWARD_PROMPT_SETS", "SUITE", "RewardOptions", "RewardSuite", "diversity_metric_names",
+__all__ = ["REWARD_PROMPT_SETS", "SUITE", "BradleyTerryScorer", "RewardOptions", "RewardSuite", "bradley_terry_scorer",
+           "diversity_metric_names",
            "load_reward_prompts"]

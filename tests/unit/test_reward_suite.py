@@ -263,8 +263,8 @@ def test_reward_is_a_first_class_metric_aggregated_and_compared(tmp_path):
     from evalbench.aggregate.compare import compare_runs
     from evalbench.aggregate.summarize import load_runs
 
-    happy = lambda body: [" great fun", " wonderful", " good"]  # noqa: E731
-    sad = lambda body: [" terrible", " awful and bad", " boring"]  # noqa: E731
+    happy = lambda body: [" great fun", " wonderful", " good"]
+    sad = lambda body: [" terrible", " awful and bad", " boring"]
     suite = RewardSuite(RewardOptions(prompts="movie_chat", n_prompts=12, k=3))
     cks = _checkpoints("base", responder=sad) + _checkpoints("dpo", responder=happy)
     run, final = _drive(tmp_path, suite, cks, seeds=(0, 1))
