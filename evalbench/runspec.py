@@ -135,6 +135,10 @@ class RunSpec(Spec):
         if judged and not self.judge.given:
             raise InputError(f"{', '.join(judged)} need{'s' if len(judged) == 1 else ''} a judge and none was "
                              f"given: {JUDGE_SYNTAX} (in a recipe: judge.kind)", field="--judge")
+        if judged and self.judge.kind == "same" and (self.model.endpoint is not None
+                                                     or self.model.backend == "replay"):
+            raise InputError("judge 'same' needs a policy model that evalbench serves (not an endpoint or saved "
+                             "outputs); give --judge vllm:MODEL, openai:MODEL or url=URL,model=NAME", field="--judge")
         return self
 
 

@@ -218,3 +218,12 @@ def test_every_judge_option_states_its_default():
     text = " ".join(_parser().format_help().split())  # argparse wraps lines
     assert "No default" in text and "default: on for same and vllm judges, off for endpoints" in text
     assert "--judge-url" not in text  # deprecated spellings are hidden
+
+
+def test_same_needs_a_served_policy():
+    for model in ({"base": "m", "endpoint": {"base_url": "http://h/v1", "model": "m"}},
+                  {"base": "m", "backend": "replay", "replay": {"m": "outputs.json"}}):
+        with pytest.raises(InputError, match="judge 'same' needs a policy model that evalbench serves"):
+            validate_spec(RunSpec, {"suites": ["alpaca"], "model": model, "judge": {"kind": "same"}})
+    assert validate_spec(RunSpec, {"suites": ["alpaca"], "model": {"base": "m", "backend": "fake"},
+                                   "judge": {"kind": "same"}}).judge.self_judged
