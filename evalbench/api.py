@@ -21,6 +21,7 @@ from typing import Any
 
 from evalbench.backends import BackendRequest, Engine, open_backend, policy_backend_name
 from evalbench.cache import Cache
+from evalbench.executors import make_executor
 from evalbench.generate.backend import CachedBackend
 from evalbench.paths import cache_path as default_cache_path
 from evalbench.preflight import preflight_run
@@ -262,13 +263,15 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
     serve = any(s.uses_policy_backend for s in suites) or spec.judge.kind == "same" and judge_name is not None
     with handle.recording():
         sink = RecordSink(handle)
-        with policy_engine(spec, handle, cache, serve=serve, suites=suites) as (checkpoints, engine):
+        # Where the stages run (evalbench.executors: local, ray); records come back here either way.
+        executor = make_executor(spec)
+        with executor.policy_engine(spec, handle, cache, serve=serve, suites=suites) as (checkpoints, engine):
             ctx = SuiteContext(judge=None, judge_name=judge_name, constrained_judge=spec.judge.is_constrained(),
                                limit=spec.limit, artifacts_dir=handle.artifacts, log_dir=handle.path / "logs")
-            gens = generate_stage(sink, suites, checkpoints, spec.seeds, ctx)
+            gens = executor.generate(sink, suites, checkpoints, spec.seeds, ctx)
             calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
             calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
-            judge_cm = judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
+            judge_cm = executor.judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
             # A separate judge server is started only after generation; the policy engine stays up
             # because `same` judges on it and cross-checkpoint suites may still generate.
             with judge_cm as judge_backend_:
@@ -277,7 +280,7 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
 
                     ctx.judge = make_judge(spec.judge, judge_backend_, policy_base=spec.model.base)
                     handle.update_header(judge=ctx.judge.id.to_json())
-                samples = score_stage(sink, suites, checkpoints, spec.seeds, ctx, gens)
+                samples = executor.score(sink, suites, checkpoints, spec.seeds, ctx, gens)
                 samples = finalize_stage(sink, suites, checkpoints, spec.seeds, ctx, gens, samples)
                 if ctx.judge is not None:
                     calls["judge"] = ctx.judge.misses

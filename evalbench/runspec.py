@@ -101,6 +101,30 @@ class RunSpec(Spec):
     baseline: str | None = None
     results_dir: str = "results"
     cache_path: str | None = None
+    # Where the stages run (evalbench.executors): `local` (default) or `ray` on the cluster at
+    # `ray_address` with `ray_engines` engines per base model (default: as many as the GPUs allow,
+    # one per node without GPUs). How, not what: left out of the spec hash (EXECUTION_FIELDS).
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_engines: int | None = Field(None, ge=1)
+
+    def spec_hash(self) -> str:
+        """sha256 of the spec without EXECUTION_FIELDS: a run resumes under any executor."""
+        from evalbench.io import canonical_json, sha256_text
+
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))))
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        from evalbench.executors import EXECUTORS
+
+        if v not in EXECUTORS:
+            from evalbench.registry import did_you_mean
+
+            raise ValueError(f"unknown executor '{v}'{did_you_mean(v, EXECUTORS.names())} "
+                             f"(known: {', '.join(EXECUTORS.names())})")
+        return v
 
     @field_validator("suites")
     @classmethod
@@ -141,6 +165,9 @@ class RunSpec(Spec):
                              "outputs); give --judge vllm:MODEL, openai:MODEL or url=URL,model=NAME", field="--judge")
         return self
 
+
+# RunSpec fields that say how a run executes, not what it computes (not hashed).
+EXECUTION_FIELDS = ("executor", "ray_address", "ray_engines")
 
 JUDGE_SYNTAX = ("vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same (the policy's base "
                 "model judges itself: warned, rows marked self_judged) | fake (scripted verdicts, for tests)")

@@ -8,6 +8,7 @@ with the persistent cache, so a re-run makes zero model calls.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -42,6 +43,8 @@ class CachedBackend:
         self.cache = cache
         self.hits = 0
         self.misses = 0
+        # Several driver threads may share one checkpoint (evalbench.executors.ray): exact counts.
+        self._count_lock = threading.Lock()
 
     @property
     def who(self) -> dict[str, Any]:
@@ -61,8 +64,9 @@ class CachedBackend:
                 results[i] = Generation.from_json(cached, cached=True)
             else:
                 todo.append(i)
-        self.hits += len(requests) - len(todo)
-        self.misses += len(todo)
+        with self._count_lock:
+            self.hits += len(requests) - len(todo)
+            self.misses += len(todo)
         if todo:
             log.debug("%s: %d cached, %d to generate", desc or "generate", len(requests) - len(todo), len(todo))
 
