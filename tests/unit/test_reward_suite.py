@@ -275,3 +275,27 @@ def test_reward_is_a_first_class_metric_aggregated_and_compared(tmp_path):
     comp = compare_runs(load_runs([run.path], with_samples=True), baseline="base")
     outcome = comp.outcomes[("dpo", "reward", "vader_compound")]
     assert outcome.delta > 0 and outcome.p_value is not None
+
+
+def test_reward_drop_fails_the_gate_and_is_exported(tmp_path, capsys):
+    """`evalbench gate` (default rules) fails a candidate whose reward drops; `export` lists the reward."""
+    from evalbench.cli import main
+
+    def run_of(run_id, responder):
+        suite = RewardSuite(RewardOptions(prompts="movie_chat", n_prompts=12, k=3))
+        cks = _checkpoints("pol", responder=responder)
+        run, final = _drive(tmp_path, suite, cks, seeds=(0, 1), run_id=run_id)
+        rows = summarize_records([suite], cks, [0, 1], final, None)
+        run.write_results(rows, aggregate=aggregate_results(rows))
+        run.finish("success")
+        return run
+
+    # same token counts and distinct-n on both sides: only the reward differs
+    good = run_of("good", lambda body: [" great fun", " wonderful day", " good film"])
+    bad = run_of("bad", lambda body: [" terrible film", " awful day", " boring thing"])
+    assert main(["gate", "--baseline", str(good.path), "--candidate", str(bad.path), "-q"]) == 1
+    assert "vader_compound" in capsys.readouterr().out
+    assert main(["gate", "--baseline", str(bad.path), "--candidate", str(good.path), "-q"]) == 0
+    out = tmp_path / "leaderboard.csv"
+    assert main(["export", str(good.path), str(bad.path), "--out", str(out), "-q"]) == 0
+    assert "vader_compound" in out.read_text()
