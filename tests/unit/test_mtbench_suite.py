@@ -461,7 +461,8 @@ def test_cli_judges_published_answers_named_by_file(tmp_path, judge_stub, data_d
         # And the ratings are the ones the scripted judge gave for those exact prompts.
     expected = [1 + stable_hash(b["messages"][-1]["content"]) % 10 for b in judge_stub.state.requests]
     assert sorted(r["score"] for r in rows) == sorted(expected)
-    assert (run.artifacts / "mtbench" / "radar.png").exists()
+    # Two categories (questions 81 and 101): no radar, rather than an empty two-axis one.
+    assert not (run.artifacts / "mtbench" / "radar.png").exists()
     # Rerunning the same command resumes the run and makes zero judge calls.
     sent = judge_stub.request_count
     assert _cli(*args) == 0
