@@ -299,3 +299,48 @@ def test_reward_drop_fails_the_gate_and_is_exported(tmp_path, capsys):
     out = tmp_path / "leaderboard.csv"
     assert main(["export", str(good.path), str(bad.path), "--out", str(out), "-q"]) == 0
     assert "vader_compound" in out.read_text()
+
+
+# --------------------------------------------------------------------------- an evalbench reward model
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory) -> Path:
+    """A one-label sequence-classification head on the untrained tiny model (random head, seed 0)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from evalbench.models import tiny
+
+    base = tiny.ensure_tiny_model(seed=0, pretrain_steps=0, home=tmp_path_factory.mktemp("home"))
+    out = tmp_path_factory.mktemp("rm") / "tiny-rm"
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    tok = transformers.AutoTokenizer.from_pretrained(base)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_rm_source_scores_the_chat_rendered_pair_at_its_last_token(tiny_reward_model, tmp_path):
+    import torch
+
+    scorer = build_scorer(f"rm:{tiny_reward_model}")
+    assert scorer.metric == "reward" and scorer.identity()["source"] == "rm"
+    items = [_item("great fun"), _item("a much longer answer about the film"), _item("")]
+    got = scorer.score(items).values
+    # Independently: Hugging Face's own head reads the last non-padding token of an unpadded row.
+    rm = scorer.rm
+    for item, value in zip(items, got):
+        head, tail = rm.renderer.render(list(item.prompt), ({"role": "assistant", "content": item.response},))
+        ids = rm.tokenizer(head, add_special_tokens=False)["input_ids"] + \
+            rm.tokenizer(tail, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            want = rm.model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+        assert value == pytest.approx(want, abs=1e-4)
+    with pytest.raises(InputError, match="apply to source 'classifier'"):
+        build_scorer(RewardSpec(source="rm", model=str(tiny_reward_model), label="positive"))
+
+    suite = RewardSuite(RewardOptions(prompts="movie_chat", n_prompts=2, k=2, scorer=f"rm:{tiny_reward_model}"))
+    _, final = _drive(tmp_path, suite, _checkpoints("pol"))
+    assert all(r.scores["reward"] is not None for r in final[("reward", "pol", 0)])
+    assert suite.summarize(final[("reward", "pol", 0)])["reward"] is not None
