@@ -344,3 +344,10 @@ def test_rm_source_scores_the_chat_rendered_pair_at_its_last_token(tiny_reward_m
     _, final = _drive(tmp_path, suite, _checkpoints("pol"))
     assert all(r.scores["reward"] is not None for r in final[("reward", "pol", 0)])
     assert suite.summarize(final[("reward", "pol", 0)])["reward"] is not None
+
+
+def test_benchmark_yaml_documents_exactly_the_defaults():
+    from evalbench.config import load_spec
+
+    repo = Path(__file__).resolve().parents[2]
+    assert load_spec(RewardOptions, repo / "benchmarks" / "reward.yaml") == RewardOptions()
