@@ -48,6 +48,17 @@ def add_command(subparsers) -> None:
     p.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any spec field, e.g. suite_options.mtbench.pairwise=all")
+    from evalbench.executors import EXECUTORS
+
+    p.add_argument("--executor", choices=EXECUTORS.names(),
+                   help="where the stages run: local (default) or ray (engines as actors on a Ray cluster; "
+                        "pip install 'evalbench[ray]')")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --executor ray: the cluster to join (default: $RAY_ADDRESS, else a private "
+                        "single-node cluster on 127.0.0.1)")
+    p.add_argument("--ray-engines", type=positive_int, metavar="N",
+                   help="with --executor ray: engines per base model (default: as many as the GPUs allow, "
+                        "one per node without GPUs)")
     p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16)")
     p.add_argument("--max-model-len", type=int)
     p.set_defaults(func=run)
@@ -100,7 +111,7 @@ def spec_from_args(args: argparse.Namespace):
             from evalbench.errors import InputError
 
             raise InputError(f"seeds must be comma-separated integers, got {args.seeds!r}", field="--seeds") from None
-    for key in ("limit", "baseline"):
+    for key in ("limit", "baseline", "executor", "ray_address", "ray_engines"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.results:

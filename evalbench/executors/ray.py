@@ -450,26 +450,33 @@ class RayExecutor:
         first error is raised, so a rerun resumes from everything finished."""
         out: dict[tuple[str, str, int], list[Any]] = {}
         first_error: BaseException | None = None
+        todo = iter(units)
         with ThreadPoolExecutor(max_workers=max(1, min(threads, len(units))),
                                 thread_name_prefix="evalbench-unit") as pool:
-            futures: dict[Future, tuple[Any, Any, int]] = {pool.submit(work, *u): u for u in units}
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            # A unit is submitted only when a thread is free and nothing failed, so after a failure
+            # no new unit starts.
+            running: dict[Future, tuple[Any, Any, int]] = {}
+
+            def submit_next() -> None:
+                unit = next(todo, None)
+                if unit is not None:
+                    running[pool.submit(work, *unit)] = unit
+
+            for _ in range(max(1, min(threads, len(units)))):
+                submit_next()
+            while running:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    suite, ck, seed = futures[fut]
-                    if fut.cancelled():
-                        continue
+                    suite, ck, seed = running.pop(fut)
                     exc = fut.exception()
                     if exc is not None:
-                        if first_error is None:
-                            first_error = exc
-                            for other in remaining:
-                                other.cancel()
+                        first_error = first_error or exc
                         continue
                     records = fut.result()
                     out[(suite.name, ck.name, seed)] = records
                     write(suite, records)
+                    if first_error is None:
+                        submit_next()
         if first_error is not None:
             raise first_error
         # The local executor's order, so everything downstream sees the same mapping.

@@ -45,7 +45,7 @@ def _summary_rows(handle) -> list[dict]:
 
 
 def _generations(handle) -> dict:
-    rows = [json.loads(line) for line in open(handle.path / "generations.jsonl")]
+    rows = [json.loads(line) for line in (handle.path / "generations.jsonl").read_text().splitlines()]
     return {(r["suite"], r["checkpoint"], r["seed"], r["sample_id"], r["turn"]): r["outputs"] for r in rows}
 
 
