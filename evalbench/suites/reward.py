@@ -340,6 +340,22 @@ class RewardSuite(Suite):
             files += sorted(p for p in Path(model).expanduser().rglob("*") if p.is_file())
         return files
 
+    def check(self, model: str, artifacts: Path, limit: int | None = None) -> None:
+        """Before any engine starts: the prompts load, and the reward source is known and has its
+        model (the model itself loads at scoring, after generation)."""
+        from evalbench.registry import did_you_mean
+        from evalbench.score.rewards import REWARD_SOURCES
+
+        if not self.prompts(limit):
+            raise InputError(f"prompt set {self.prompt_set.name} selects no prompts", field="prompts")
+        s = self.options.scorer
+        if s.source not in REWARD_SOURCES:
+            raise InputError(f"unknown reward source '{s.source}'{did_you_mean(s.source, REWARD_SOURCES.names())} "
+                             f"(known: {', '.join(REWARD_SOURCES.names())})", field="suite_options.reward.scorer")
+        if s.source in ("rm", "classifier") and not s.model:
+            raise InputError(f"reward source '{s.source}' needs a model: scorer: {s.source}:PATH",
+                             field="suite_options.reward.scorer.model")
+
     def provenance(self) -> dict[str, Any]:
         chosen = self.prompts()
         return {"scorer": self.scorer.identity(), "prompt_style": self.style,

@@ -351,3 +351,28 @@ def test_benchmark_yaml_documents_exactly_the_defaults():
 
     repo = Path(__file__).resolve().parents[2]
     assert load_spec(RewardOptions, repo / "benchmarks" / "reward.yaml") == RewardOptions()
+
+
+def test_run_refuses_an_unknown_reward_source_before_a_run_directory_exists(tmp_path, capsys):
+    from evalbench.cli import main
+
+    code = main(["run", "--suite", "reward", "--model", "fake", "--set", "model.backend=fake",
+                 "--set", "suite_options.reward.scorer=vadr", "--results", str(tmp_path / "results"), "-q"])
+    assert code == 2 and "unknown reward source 'vadr'; did you mean 'vader'?" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_run_cli_end_to_end_with_the_fake_backend(tmp_path, capsys):
+    """`evalbench run --suite reward` on the fake policy backend: summary, comparison and leaderboard."""
+    from evalbench.cli import main
+
+    results = tmp_path / "results"
+    code = main(["run", "--suite", "reward", "--model", "fake", "--set", "model.backend=fake",
+                 "--set", "suite_options.reward.n_prompts=4", "--seeds", "0,1", "--results", str(results), "-q"])
+    assert code == 0
+    (run_dir,) = (results / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert {a["metric"] for a in summary["aggregate"] if a["suite"] == "reward"} >= {
+        "vader_compound", "distinct_1", "distinct_2", "entropy", "entropy_per_token"}
+    header = json.loads((run_dir / "run.json").read_text())
+    assert header["reward"]["scorer"]["source"] == "vader" and header["reward"]["prompt_style"] == "completion"
