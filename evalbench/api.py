@@ -109,11 +109,13 @@ def judge_backend(spec: RunSpec, run: Run, cache: Cache | None, policy: Engine |
         yield CachedBackend(policy.backend(policy.served_name), cache)
         return
     if j.kind == "vllm":
+        serving = j.serving.model_copy(update={"max_in_flight": j.concurrency}) if j.concurrency else j.serving
         model = ModelSpec(base=j.model or spec.model.base, served_name="judge", dtype=j.dtype,
-                          max_model_len=j.max_model_len)
+                          max_model_len=j.max_model_len, serving=serving)
     else:
         assert j.endpoint is not None
-        model = ModelSpec(base=j.endpoint.model, endpoint=j.endpoint)
+        endpoint = j.endpoint.model_copy(update={"max_concurrency": j.concurrency}) if j.concurrency else j.endpoint
+        model = ModelSpec(base=j.endpoint.model, endpoint=endpoint)
     with open_backend(JUDGE_BACKENDS[j.kind], BackendRequest(model, log_dir=run.path / "logs")) as engine:
         yield CachedBackend(engine.backend(engine.names[0]), cache)
 
@@ -141,15 +143,47 @@ class RecordSink:
         return self.run.append_samples(records) if records else 0
 
 
+# Units of a suite generating at once, one thread each; the engine bounds the requests in flight
+# over all of them (ServingSpec.max_in_flight), so this only needs to cover a large grid.
+MAX_UNIT_THREADS = 64
+
+
 def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
                    seeds: Sequence[int], ctx: SuiteContext) -> dict[Unit, list[GenerationRecord]]:
+    """Every checkpoint x seed of a suite generates together, so one engine batch holds them all.
+
+    Records are written as units finish. On a failure no new unit starts; the running ones finish
+    and are written (their answers are cached either way), then the failure is raised.
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     gens: dict[Unit, list[GenerationRecord]] = {}
     for suite in suites:
-        for ck in checkpoints:
-            for seed in seeds:
-                gens[(suite.name, ck.name, seed)] = records = suite.generate(ctx, ck, seed)
-                sink.add_generations(records)
-    return gens
+        units = [(suite.name, ck.name, seed) for ck in checkpoints for seed in seeds]
+        by_name = {ck.name: ck for ck in checkpoints}
+        with ThreadPoolExecutor(max_workers=max(1, min(len(units), MAX_UNIT_THREADS)),
+                                thread_name_prefix="evalbench-generate") as pool:
+            running = {pool.submit(suite.generate, ctx, by_name[ck], seed): (s, ck, seed) for s, ck, seed in units}
+            failure: BaseException | None = None
+            while running:
+                done, _ = wait(running, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    unit = running.pop(fut)
+                    if fut.cancelled():
+                        continue
+                    if fut.exception() is not None:
+                        failure = failure or fut.exception()
+                        continue
+                    gens[unit] = fut.result()
+                    sink.add_generations(gens[unit])
+                if failure is not None:
+                    for fut in running:
+                        fut.cancel()
+            if failure is not None:
+                raise failure
+    # Units in their canonical order (suite, checkpoint, seed), whatever order they finished in.
+    return {unit: gens[unit] for unit in ((s.name, ck.name, seed) for s in suites for ck in checkpoints
+                                          for seed in seeds) if unit in gens}
 
 
 def score_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
@@ -271,9 +305,13 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
             gens = executor.generate(sink, suites, checkpoints, spec.seeds, ctx)
             calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
             calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
+            if judge_name is not None:  # a vLLM judge never starts while the policy holds its GPUs
+                from evalbench.serve.sharing import make_room_for_judge
+
+                make_room_for_judge(spec, engine)
             judge_cm = executor.judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
-            # A separate judge server is started only after generation; the policy engine stays up
-            # because `same` judges on it and cross-checkpoint suites may still generate.
+            # A separate judge server is started only after generation. The policy engine stays up
+            # (`same` judges on it) except where a vLLM judge needs its GPUs (evalbench.serve.sharing).
             with judge_cm as judge_backend_:
                 if judge_name is not None:  # the Judge and its identity, built once for the run
                     from evalbench.judge.build import make_judge

@@ -70,7 +70,7 @@ def _server_spec(request: BackendRequest):
 
     m = request.model
     return ServerSpec(model=m.base, served_name=m.served_name, adapters=tuple(request.adapters), dtype=m.dtype,
-                      max_model_len=m.max_model_len, kv_cache_gib=m.kv_cache_gib)
+                      max_model_len=m.max_model_len, kv_cache_gib=m.kv_cache_gib, **dict(m.serving))
 
 
 def _engine_names(served_name: str, request: BackendRequest) -> list[str]:
@@ -96,6 +96,7 @@ def _vllm_inprocess(request: BackendRequest) -> Iterator[Engine]:
 @contextlib.contextmanager
 def _endpoint(request: BackendRequest) -> Iterator[Engine]:
     from evalbench.generate.client import OpenAICompatibleBackend
+    from evalbench.generate.limits import InFlightLimit
 
     e = request.model.endpoint
     if e is None:
@@ -103,11 +104,13 @@ def _endpoint(request: BackendRequest) -> Iterator[Engine]:
 
         raise InputError("backend 'endpoint' needs model.endpoint (--model-url URL)", field="model.endpoint")
     names = list(request.model.served_models or (e.model,))
+    # One bound for the endpoint, shared by every checkpoint x seed generating at once.
+    limit = InFlightLimit(e.max_concurrency)
 
     def backend(name: str):
         return OpenAICompatibleBackend(e.base_url, name, api_key_env=e.api_key_env,
                                        max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                                       max_retries=e.max_retries)
+                                       max_retries=e.max_retries, limit=limit)
 
     yield Engine(names, backend, e.model)
 

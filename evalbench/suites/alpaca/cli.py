@@ -161,6 +161,7 @@ def judge_file(outputs_path: str | Path, *, judge: dict[str, Any] | None = None,
     if judge.get("endpoint"):
         judge["endpoint"] = {**judge["endpoint"], "max_concurrency": concurrency, "timeout_s": timeout_s,
                              "max_retries": max_retries}
+    judge["concurrency"] = concurrency  # also a vllm: judge's requests in flight
     spec = outputs_spec(outputs_path, judge=judge, constrained=constrained, judge_prompt=judge_prompt,
                         max_output_chars=max_output_chars, order_seed=order_seed, eval_set=eval_set,
                         results=results if results is not None else out_dir, cache_path=cache_path)

