@@ -48,14 +48,7 @@ def add_compare(subparsers) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from evalbench.aggregate.compare import (
-        RENDERERS,
-        _legend,
-        _notes,
-        _test_lines,
-        compare_runs,
-        to_rich_table,
-    )
+    from evalbench.aggregate.compare import RENDERERS, compare_runs, print_comparison
     from evalbench.aggregate.summarize import load_runs
     from evalbench.io import write_text_atomic
 
@@ -65,16 +58,7 @@ def run_compare(args: argparse.Namespace) -> int:
                         seed=args.seed)
     fmt = args.format or (_SUFFIX_FORMAT.get(args.out.suffix.lower(), "markdown") if args.out else "text")
     if fmt == "text" and args.out is None:
-        from rich.console import Console
-
-        console = Console()
-        console.print(to_rich_table(comp, args.digits))
-        for line in _legend(comp, "* (bold)"):
-            console.print(line, markup=False, highlight=False)
-        for t in _test_lines(comp):
-            console.print(f"- {t}", markup=False, highlight=False)
-        for n in _notes(comp):
-            console.print(f"- {n}", markup=False, highlight=False)
+        print_comparison(comp, args.digits)  # a terminal's width, or the plain layout when piped
         return 0
     render = RENDERERS[fmt]
     text = render(comp) if fmt in ("csv", "json") else render(comp, args.digits)

@@ -40,6 +40,7 @@ import html
 import io
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -679,39 +680,213 @@ def to_json(comp: Comparison) -> str:
                        "notes": _notes(comp)}, indent=2) + "\n"
 
 
-def to_rich_table(comp: Comparison, digits: int = 2):
-    """A rich Table; significant cells are bold with a trailing asterisk."""
+# ---------------------------------------------------------------------------------------------
+# terminal and plain-text layouts (issue 18): one block per suite, metrics as rows, groups as columns.
+# A metric list grows longer than a group list, and rows wrap where columns cannot, so this shape
+# fits a terminal; numbers and significance marks are never cut (no ellipsis anywhere).
+
+MARK = "*"
+
+
+def _metric_label(metric: str) -> str:
+    """The metric's name with its unit where it is a percentage: 'pairwise_win_rate (%)'."""
+    from evalbench.report.units import unit_of
+
+    return f"{metric} (%)" if "(%)" in unit_of(metric).label else metric
+
+
+def _group_label(comp: Comparison, group: str) -> str:
+    return f"{group} (baseline)" if group == comp.baseline else group
+
+
+def _cell_lines(comp: Comparison, group: str, suite: str, metric: str, digits: int) -> tuple[str, str, bool]:
+    """(mean (std), difference to the baseline, significant); the mark rides on the last part shown."""
+    main, diff, sig = _cell_parts(comp, group, suite, metric, digits)
+    if sig and diff:
+        diff += MARK
+    elif sig:
+        main += MARK
+    return main, diff, sig
+
+
+def _suite_blocks(comp: Comparison) -> list[tuple[str, list[str], list[str]]]:
+    """Per suite in column order: (suite, its metrics, the groups with a value in it)."""
+    blocks: dict[str, list[str]] = {}
+    for suite, metric in comp.columns:
+        blocks.setdefault(suite, []).append(metric)
+    out = []
+    for suite, metrics in blocks.items():
+        groups = [g for g in comp.groups if any((g, suite, m) in comp.cells for m in metrics)]
+        out.append((suite, metrics, groups))
+    return out
+
+
+def _suite_title(comp: Comparison, suite: str) -> str:
+    return f"{suite}: mean (std), difference to '{comp.baseline}'; {MARK} corrected p < {comp.alpha:g}"
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """Width of a rich table with edges, one separator between columns and padding 1 on each side."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _chunk_groups(groups: list[str], baseline: str, widths: dict[str, int], label_width: int,
+                  width: int) -> list[list[str]]:
+    """Split the group columns into tables that fit `width`, the baseline repeated in each."""
+    lead = [baseline] if baseline in groups else []
+    others = [g for g in groups if g not in lead]
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for g in others:
+        candidate = [*lead, *current, g]
+        if current and _table_width([label_width, *(widths[x] for x in candidate)]) > width:
+            chunks.append(current)
+            current = []
+        current.append(g)
+    if current or not chunks:
+        chunks.append(current)
+    return [[*lead, *c] for c in chunks]
+
+
+def _suite_tables(comp: Comparison, suite: str, metrics: list[str], groups: list[str], digits: int,
+                  width: int) -> list:
+    """One or more rich Tables for one suite, each at most `width` columns wide when that is possible."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"vs baseline '{comp.baseline}'", show_lines=False)
-    table.add_column("checkpoint", style="cyan", no_wrap=True)
-    for s, m in comp.columns:
-        table.add_column(_column_title(comp, s, m), justify="right")
-    for g in comp.groups:
-        label = f"{g} (baseline)" if g == comp.baseline else g
-        cells = []
-        for s, m in comp.columns:
-            main, diff, sig = _cell_parts(comp, g, s, m, digits)
-            text = main + (f" {diff}" if diff else "")
-            cells.append(f"[bold]{text}*[/bold]" if sig else text)
-        table.add_row(label, *cells)
-    return table
+    cells = {(g, m): _cell_lines(comp, g, suite, m, digits) for g in groups for m in metrics}
+    labels = {m: _metric_label(m) for m in metrics}
+
+    def render(stacked: bool) -> tuple[dict[str, int], dict[tuple[str, str], str]]:
+        text = {k: (f"{main}\n{diff}" if stacked else f"{main} {diff}") if diff else main
+                for k, (main, diff, _) in cells.items()}
+        need = {g: max(len(line) for m in metrics for line in text[(g, m)].split("\n")) for g in groups}
+        return need, text
+
+    label_need = max(len("metric"), *(len(lbl) for lbl in labels.values()))
+    header = {g: len(_group_label(comp, g)) for g in groups}
+    # Widest first: cells on one line with whole headers, then headers folded at 20 columns, then
+    # each difference under its mean; the first that fits wins.
+    for stacked, header_cap in ((False, None), (False, 20), (True, None), (True, 20)):
+        digits_need, text = render(stacked)
+        col = {g: max(digits_need[g], header[g] if header_cap is None else min(header[g], header_cap))
+               for g in groups}
+        label_width = label_need
+        if _table_width([label_width, *col.values()]) <= width:
+            chunks = [groups]
+            break
+    else:
+        # Even stacked, the groups do not fit side by side: fold long metric names, then split groups.
+        widest_two = sorted(digits_need.values(), reverse=True)[:2]
+        label_width = max(8, min(label_need, width - _table_width([0, *widest_two])))
+        col = digits_need
+        chunks = _chunk_groups(groups, comp.baseline, col, label_width, width)
+
+    tables = []
+    for i, chunk in enumerate(chunks):
+        title = _suite_title(comp, suite) + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else "")
+        table = Table(title=title, title_justify="left", show_lines=stacked)
+        # Fixed widths that were checked to fit keep rich from squeezing the number columns; below
+        # about 35 columns nothing fits and rich folds whatever it must (still no ellipsis).
+        fits = _table_width([label_width, *(col[g] for g in chunk)]) <= width
+        table.add_column("metric", style="cyan", overflow="fold", min_width=label_width if fits else None,
+                         max_width=label_width)
+        for g in chunk:
+            # Every digit of a cell stays on its line; a long group name folds in the header.
+            table.add_column(_group_label(comp, g), justify="right", overflow="fold",
+                             min_width=digits_need[g] if fits else None, max_width=col[g] if fits else None)
+        for m in metrics:
+            row = []
+            for g in chunk:
+                main, diff, sig = cells[(g, m)]
+                cell = Text(text[(g, m)])
+                if sig:
+                    cell.stylize("bold")
+                row.append(cell)
+            table.add_row(labels[m], *row)
+        tables.append(table)
+    return tables
 
 
-def to_text(comp: Comparison, digits: int = 2, width: int = 160) -> str:
-    """The terminal table rendered to plain text (no colour codes), plus legend and notes."""
+def to_rich_tables(comp: Comparison, digits: int = 2, width: int = 80) -> list:
+    """Rich Tables for a terminal `width` columns wide: one per suite (more when its groups do not fit
+    side by side), metrics as rows, groups as columns; significant differences bold with `*`."""
+    return [t for suite, metrics, groups in _suite_blocks(comp)
+            for t in _suite_tables(comp, suite, metrics, groups, digits, width)]
+
+
+def to_rich_table(comp: Comparison, digits: int = 2, width: int = 80):
+    """All of `to_rich_tables` as one renderable."""
+    from rich.console import Group
+
+    return Group(*to_rich_tables(comp, digits, width))
+
+
+def _aligned(rows: list[list[str]], right: Sequence[bool]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        parts = [c.rjust(w) if rj else c.ljust(w) for c, w, rj in zip(r, widths, right)]
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def to_plain(comp: Comparison, digits: int = 2) -> str:
+    """The comparison for logs and pipes: one aligned plain-text block per suite, no width limit, so
+    every digit and mark survives `| tee` and CI logs; then the legend, tests and notes."""
+    out: list[str] = []
+    for suite, metrics, groups in _suite_blocks(comp):
+        rows = [["metric", *(_group_label(comp, g) for g in groups)]]
+        for m in metrics:
+            row = [_metric_label(m)]
+            for g in groups:
+                main, diff, _ = _cell_lines(comp, g, suite, m, digits)
+                row.append(f"{main} {diff}" if diff else main)
+            rows.append(row)
+        body = _aligned(rows, [False] + [True] * len(groups))
+        out += [_suite_title(comp, suite), body[0], "-" * max(len(line) for line in body), *body[1:], ""]
+    out += _legend(comp, MARK)
+    out += [f"- {t}" for t in _test_lines(comp)]
+    out += [f"- {n}" for n in _notes(comp)]
+    return "\n".join(out) + "\n"
+
+
+def _print_rich(comp: Comparison, console, digits: int) -> None:
+    for table in to_rich_tables(comp, digits, console.width):
+        console.print(table)
+    for line in _legend(comp, f"{MARK} (bold)"):
+        console.print(line, markup=False, highlight=False)
+    for t in _test_lines(comp):
+        console.print(f"- {t}", markup=False, highlight=False)
+    for n in _notes(comp):
+        console.print(f"- {n}", markup=False, highlight=False)
+
+
+def to_text(comp: Comparison, digits: int = 2, width: int | None = None) -> str:
+    """The comparison as text: rich tables fitted to `width` columns (no colour codes), or with
+    `width=None` the plain layout of `to_plain` (what a file, a pipe or a CI log gets)."""
+    if width is None:
+        return to_plain(comp, digits)
     from rich.console import Console
 
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False)
-    console.print(to_rich_table(comp, digits))
-    for line in _legend(comp, "* (bold)"):
-        console.print(line, markup=False)
-    for t in _test_lines(comp):
-        console.print(f"- {t}", markup=False)
-    for n in _notes(comp):
-        console.print(f"- {n}", markup=False)
+    _print_rich(comp, console, digits)
     return buf.getvalue()
+
+
+def print_comparison(comp: Comparison, digits: int = 2, file=None) -> None:
+    """Print for where the output goes: a terminal gets tables fitted to its real width (rich reads
+    it, and $COLUMNS), anything else (pipe, file, CI log) the plain layout that keeps every digit."""
+    from rich.console import Console
+
+    stream = file if file is not None else sys.stdout
+    console = Console(file=stream)
+    if console.is_terminal:
+        _print_rich(comp, console, digits)
+    else:
+        stream.write(to_plain(comp, digits))
+        stream.flush()
 
 
 def to_latex(comp: Comparison, digits: int = 2) -> str:
@@ -749,11 +924,14 @@ __all__ = [
     "compare_groups",
     "compare_runs",
     "describe_outcome",
+    "print_comparison",
     "to_csv",
     "to_html",
     "to_json",
     "to_markdown",
+    "to_plain",
     "to_rich_table",
+    "to_rich_tables",
     "to_text",
     "write_comparison",
 ]

@@ -26,6 +26,7 @@ _EXACT: dict[str, Unit] = {
     "win_rate": Unit("win rate (%)", 0.0, 100.0),
     "length_controlled_winrate": Unit("LC win rate (%)", 0.0, 100.0),
     "discrete_win_rate": Unit("discrete win rate (%)", 0.0, 100.0),
+    "pairwise_loss_rate": Unit("loss rate (%)", 0.0, 100.0),
     "standard_error": Unit("standard error (percentage points)", 0.0, None),
     "lc_standard_error": Unit("standard error (percentage points)", 0.0, None),
     "avg_length": Unit("average length (characters)", 0.0, None),

@@ -60,7 +60,13 @@ def test_markdown_underlines_significant_cells_and_csv_keeps_column_order(tmp_pa
     rows = list(csv.DictReader(io.StringIO(to_csv(comp))))
     assert tuple(rows[0]) == COMPARE_COLUMNS
     assert [r["group"] for r in rows] == ["base", "dpo", "ipo"]
-    assert "*" in next(line for line in to_text(comp).splitlines() if "dpo" in line)
+    # Terminal/plain text: metrics are rows and groups columns (issue 18); dpo's cell is marked, ipo's not.
+    text = to_text(comp).splitlines()
+    header = next(line for line in text if line.startswith("metric"))
+    row = next(line for line in text if line.startswith("win_rate"))
+    dpo_cell = row[header.index("base (baseline)") + len("base (baseline)"):header.index("dpo") + len("dpo")]
+    ipo_cell = row[header.index("dpo") + len("dpo"):]
+    assert "*" in dpo_cell and "*" not in ipo_cell
 
 
 def test_welch_without_per_sample_scores_matches_scipy(tmp_path):
