@@ -155,7 +155,7 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
                ("wins", "n_wins", "d"), ("base wins", "n_wins_base", "d"), ("draws", "n_draws", "d"),
                ("n", "n_total", "d"), ("avg length", "avg_length", "d")]
     for title, _, fmt in columns:
-        table.add_column(title, justify="left" if fmt is None else "right")
+        table.add_column(title, justify="left" if fmt is None else "right", overflow="fold")  # never "…"
     for row in rows:
         cells = []
         for _, key, fmt in columns:
@@ -167,5 +167,11 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
             else:
                 cells.append(format(value, fmt))
         table.add_row(*cells)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console = Console(file=sys.stdout)
+    if not console.is_terminal:
+        # Piped or logged: as wide as the table needs, so no cell is cut (a terminal folds at its width).
+        from rich.measure import Measurement
+
+        width = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console = Console(file=sys.stdout, width=width)
     console.print(table)
