@@ -16,7 +16,7 @@ from evalbench.suites.mtbench.rescore import format_table, rescore, result_to_js
 @pytest.fixture(autouse=True)
 def only_score_command(monkeypatch):
     # Build the CLI with just `score`, so these tests do not depend on other sub-commands.
-    monkeypatch.setattr(evalbench.cli, "COMMANDS", {"score": "evalbench.score.cli:add_command"})
+    monkeypatch.setattr(evalbench.cli, "COMMANDS", {"score": "evalbench.cli.score:add_command"})
 
 
 def _single(qid, model, turn, score, prompt="single-v1"):
@@ -130,10 +130,16 @@ def test_cli_pair_baseline_json_and_table(pair_file, capsys):
     assert main(["score", "mtbench", "--judgments", pair_file, "--baseline", "gpt-3.5-turbo", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "pair" and out["baseline"] == "gpt-3.5-turbo"
-    assert [(m["model"], m["win_rate"]) for m in out["models"]] == [("vicuna", 0.75), ("alpaca", 0.25)]
+    # FastChat's names (issue 18): win_rate_adjusted = (win + tie/2) / n, win_rate = win / n
+    assert [(m["model"], m["win_rate_adjusted"]) for m in out["models"]] == [("vicuna", 0.75), ("alpaca", 0.25)]
+    assert [(m["win_rate"], m["loss_rate"]) for m in out["models"]] == [(0.5, 0.0), (0.0, 0.5)]
+    assert list(out["models"][0])[:7] == ["model", "win", "loss", "tie", "win_rate", "loss_rate",
+                                          "win_rate_adjusted"]
     assert main(["score", "mtbench", "--judgments", pair_file, "--mode", "pair"]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[2].split()[:6] == ["vicuna", "2", "0", "1", "3", "0.833333"]
+    assert table.splitlines()[1].split()[4:8] == ["n", "win_rate_adjusted", "win_rate", "loss_rate"]
+    assert table.splitlines()[2].split()[6:8] == ["0.666667", "0.000000"]  # FastChat's win_rate = 2/3
 
 
 def test_cli_errors_exit_2_and_name_the_file(single_file, pair_file, tmp_path, capsys):

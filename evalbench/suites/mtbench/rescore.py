@@ -83,8 +83,17 @@ def result_to_json(result: RescoreResult) -> dict[str, Any]:
     return {
         "suite": "mtbench", "mode": result.mode, "files": list(result.files), "judges": list(result.judges),
         "n_rows": result.n_rows, "baseline": result.baseline,
-        "models": [s._asdict() for s in result.scores],
+        "models": [_model_json(s) for s in result.scores],
     }
+
+
+def _model_json(score: SingleScore | PairScore) -> dict[str, Any]:
+    """One model's entry. Pairwise rates carry FastChat show_result's names and meanings, as
+    fractions (`win_rate` = win / n, `win_rate_adjusted` = (win + tie/2) / n), then evalbench's counts."""
+    if isinstance(score, PairScore):
+        return {**score.fastchat(), "n": score.n, "n_failed": score.n_failed,
+                "n_inconsistent": score.n_inconsistent}
+    return score._asdict()
 
 
 def _fmt(x: float | None) -> str:
@@ -117,12 +126,15 @@ def format_table(result: RescoreResult) -> str:
                                     [(s.model, *(_fmt(s.categories.get(c)) for c in cats)) for s in scores])
         return f"{title}\n{body}"
     pair: list[PairScore] = result.scores  # type: ignore[assignment]
-    body = _table(("model", "win", "loss", "tie", "n", "win_rate", "win_rate_strict", "loss_rate",
+    # FastChat's column names and fractions; sorted by win_rate_adjusted as show_result sorts.
+    body = _table(("model", "win", "loss", "tie", "n", "win_rate_adjusted", "win_rate", "loss_rate",
                    "n_failed", "n_inconsistent"),
                   [(s.model, str(s.win), str(s.loss), str(s.tie), str(s.n), _fmt(s.win_rate),
                     _fmt(s.win_rate_strict), _fmt(s.loss_rate), str(s.n_failed), str(s.n_inconsistent))
                    for s in pair])
-    note = "win_rate = (win + tie/2) / n (FastChat: win_rate_adjusted); win_rate_strict = win / n"
+    note = ("FastChat show_result's columns, as fractions: win_rate_adjusted = (win + tie/2) / n, win_rate = "
+            "win / n, loss_rate = loss / n; run summaries give them in percent as pairwise_win_rate, "
+            "pairwise_win_rate_strict, pairwise_loss_rate")
     return f"{title}\n{body}\n{note}"
 
 

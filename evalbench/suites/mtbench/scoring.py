@@ -17,6 +17,9 @@ loss. With n = win + loss + tie:
     win_rate        = (win + tie / 2) / n   (FastChat's column `win_rate_adjusted`)
     win_rate_strict = win / n               (FastChat's column `win_rate`)
     loss_rate       = loss / n
+These are fractions, as FastChat prints them; `PairScore.fastchat()` gives one model's row under
+FastChat's own column names. A run's summary reports the same rates in percent under evalbench's
+names (`pairwise_win_rate` = 100 x win_rate_adjusted; docs/results-format.md, "Units").
 "All pairs" mode is the same count without a baseline: every row counts for both its models.
 """
 
@@ -58,9 +61,16 @@ class PairScore(NamedTuple):
     n: int  # win + loss + tie
     n_failed: int  # comparisons dropped because a game had no verdict
     n_inconsistent: int  # ties that come from the two orders disagreeing
-    win_rate: float | None  # (win + tie/2) / n
-    win_rate_strict: float | None  # win / n
+    win_rate: float | None  # (win + tie/2) / n: FastChat's win_rate_adjusted (a fraction)
+    win_rate_strict: float | None  # win / n: FastChat's win_rate
     loss_rate: float | None  # loss / n
+
+    def fastchat(self) -> dict[str, str | int | float | None]:
+        """This model's row under FastChat show_result's names, in its column order, as fractions:
+        `win_rate` = win / n, `loss_rate`, `win_rate_adjusted` = (win + tie/2) / n."""
+        return {"model": self.model, "win": self.win, "loss": self.loss, "tie": self.tie,
+                "win_rate": self.win_rate_strict, "loss_rate": self.loss_rate,
+                "win_rate_adjusted": self.win_rate}
 
 
 def _mean(xs: list[float]) -> float | None:
