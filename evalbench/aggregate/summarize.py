@@ -337,6 +337,9 @@ class GroupData:
         `data["judge_repeat"]` are judge repeats and are averaged (so are exact duplicates); with
         `judge_repeats=True` they are kept on their own axis instead, (models x gen_seeds x
         judge_repeats x prompts), ordered by `judge_repeat`, for `stats.variance_components`.
+        A record that holds its repeats itself (`data["judge_repeats"][metric]`, a list of the k
+        values whose mean is its score: `evalbench.judge.repeats`) is one value here and k values,
+        repeats 0..k-1 (None = NaN), on the judge-repeat axis.
         Columns follow `prompt_ids` (default: the group's sorted sample ids). None when no record
         carries the metric.
         """
@@ -351,9 +354,14 @@ class GroupData:
                         continue
                     found = True
                     v = as_number(rec.scores[metric])
-                    if v is not None:
-                        repeat = rec.data.get("judge_repeat") if isinstance(rec.data, dict) else None
-                        scores.setdefault(rec.sample_id, []).append((repeat if isinstance(repeat, int) else 0, v))
+                    if v is None:
+                        continue
+                    held = _held_repeats(rec, metric) if judge_repeats else None
+                    if held is not None:
+                        scores.setdefault(rec.sample_id, []).extend(enumerate(held))
+                        continue
+                    repeat = rec.data.get("judge_repeat") if isinstance(rec.data, dict) else None
+                    scores.setdefault(rec.sample_id, []).append((repeat if isinstance(repeat, int) else 0, v))
         if not found:
             return None
         ids = list(prompt_ids) if prompt_ids is not None else sorted(self.prompt_ids())
@@ -397,6 +405,16 @@ class GroupData:
             if r.get(key) is not None:
                 vals.setdefault(r[key], None)
         return list(vals)
+
+
+def _held_repeats(rec: SampleRecord, metric: str) -> list[float] | None:
+    """The judge repeats a record holds for `metric` (`data["judge_repeats"]`), None = NaN; None
+    when it holds none (or not a list for this metric)."""
+    held = rec.data.get("judge_repeats") if isinstance(rec.data, dict) else None
+    values = held.get(metric) if isinstance(held, dict) else None
+    if not isinstance(values, list) or not values:
+        return None
+    return [math.nan if (x := as_number(v)) is None else x for v in values]
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ class RateItem:
 
     messages: tuple[Message, ...]
     format: str = "bracket_rating"
+    # A judge repeat's own decoding (evalbench.judge.repeats): None keeps the format's, so a
+    # single judgment's request and cache key are exactly what they were before repeats existed.
+    seed: int | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class PairItem:
     messages: tuple[Message, ...]
     candidate_first: bool  # the candidate is the output shown first (A, or `m`)
     format: str = "bracket_choice"
+    seed: int | None = None  # a judge repeat's decoding, as RateItem
+    temperature: float | None = None
 
 
 # ---------------------------------------------------------------------------------- verdicts
@@ -196,7 +202,7 @@ class ModelJudge(Judge):
     def _ask(self, items: Sequence[RateItem | PairItem], max_tokens: int, desc: str | None):
         formats = {name: VERDICT_FORMATS.get(name) for name in {it.format for it in items}}
         sampling = {name: f.sampling(self.constrained, max_tokens) for name, f in formats.items()}
-        requests = [GenRequest(messages=it.messages, sampling=sampling[it.format]) for it in items]
+        requests = [GenRequest(messages=it.messages, sampling=_with_repeat(sampling[it.format], it)) for it in items]
         gens = self.backend.generate(requests, desc=desc) if requests else []
         return formats, gens
 
@@ -227,6 +233,12 @@ class ModelJudge(Judge):
                                                                           it.candidate_first)
             out.append(Preference(pref, it.candidate_first, gen.text, parsed.error, gen.cached, gen))
         return out
+
+
+def _with_repeat(sampling: Any, item: RateItem | PairItem) -> Any:
+    """The format's decoding with a judge repeat's seed / temperature; unchanged when neither is set."""
+    update = {k: v for k, v in (("seed", item.seed), ("temperature", item.temperature)) if v is not None}
+    return sampling.model_copy(update=update) if update else sampling
 
 
 def as_judge(judge: Any, *, name: str | None = None, constrained: bool = False,

@@ -31,13 +31,19 @@ FAILED = "fake judge: scripted failure"
 Script = Sequence[float | None] | Callable[[RateItem], float | None] | Callable[[PairItem], float | None] | None
 
 
+def _repeat(item: RateItem | PairItem) -> list:
+    # A judge repeat's seed / temperature make the fake's verdict differ between repeats, as a
+    # sampled judge's would; a plain item (both None) hashes exactly as before repeats existed.
+    return [] if item.seed is None and item.temperature is None else [item.seed, item.temperature]
+
+
 def _hash_rating(item: RateItem) -> float:
-    return float(1 + stable_hash("fake-judge/rating", [dict(m) for m in item.messages]) % 10)
+    return float(1 + stable_hash("fake-judge/rating", [dict(m) for m in item.messages], *_repeat(item)) % 10)
 
 
 def _hash_preference(item: PairItem) -> float:
     # 1.0, 1.1, ..., 2.0 about the candidate, whatever order the pair was shown in.
-    return 1.0 + (stable_hash("fake-judge/preference", [dict(m) for m in item.messages]) % 11) / 10
+    return 1.0 + (stable_hash("fake-judge/preference", [dict(m) for m in item.messages], *_repeat(item)) % 11) / 10
 
 
 class FakeJudge(Judge):

@@ -4,7 +4,8 @@ Sections (each skipped, with a note, when the runs lack its data):
 
 1. runs: id, status, created, spec hash, git commit;
 2. comparison table (`evalbench.aggregate.compare`): mean (std) per group, difference vs the
-   baseline, underlined when the corrected p-value is below alpha;
+   baseline, underlined when the corrected p-value is below alpha; then the variance components
+   (training seed, generation, judge, prompt, residual) of each metric with per-sample scores;
 3. bars with t-intervals over seeds, one panel per metric, one figure per suite;
 4. AlpacaEval length vs win rate (avg_length against win_rate and the LC win rate);
 5. distributions of per-sample scores (histograms for few-level scores, else ECDFs), one figure
@@ -104,6 +105,54 @@ class _Plotter:
             for fmt in self.extra:
                 self.copies.append(draw(*args, path.with_suffix(f".{fmt}"), **kwargs))
         return png
+
+
+VARIANCE_COMPONENTS = (("var_train_seed", "training seed"), ("var_generation", "generation"),
+                       ("var_judge", "judge"), ("var_prompt", "prompt"), ("var_residual", "residual"))
+
+
+def variance_tables(comp: Comparison) -> list[tuple[str, str, list[tuple[str, list[float | None]]]]]:
+    """`[(suite, metric, [(group, [component, ...]), ...]), ...]`: the variance components of every
+    cell that has any (plain-mean metrics with per-sample scores), baseline first, in
+    `VARIANCE_COMPONENTS` order; None where the data lack that level. Pure."""
+    out = []
+    groups = [comp.baseline] + [g for g in comp.groups if g != comp.baseline]
+    for suite, metric in comp.columns:
+        rows = []
+        for g in groups:
+            cell = comp.cells.get((g, suite, metric))
+            values = [getattr(cell, key, None) for key, _ in VARIANCE_COMPONENTS] if cell is not None else []
+            if any(v is not None for v in values):
+                rows.append((g, values))
+        if rows:
+            out.append((suite, metric, rows))
+    return out
+
+
+def _variance_section(comp: Comparison) -> _Section | None:
+    """'Variance components': one small table per suite/metric (docs/statistics.md)."""
+    tables = variance_tables(comp)
+    if not tables:
+        return None
+    head = ["group", *(label for _, label in VARIANCE_COMPONENTS)]
+    note = ("Variances of the per-sample scores by level (ANOVA estimates, docs/statistics.md): training seed "
+            "(between models), generation (between generation seeds of a model), judge (between re-judgings "
+            "of the same output, `--judge-repeats`), prompt, residual (model x prompt). '–': the data have no "
+            "such level.")
+    md, ht = [f"_{note}_", ""], [f"<p><em>{html.escape(note)}</em></p>"]
+
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else f"{v:.3g}"
+
+    for suite, metric, rows in tables:
+        md += [f"**{suite} / {metric}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        md += ["| " + " | ".join([g, *map(fmt, vals)]) + " |" for g, vals in rows] + [""]
+        e = html.escape
+        ht.append(f"<p><strong>{e(suite)} / {e(metric)}</strong></p><table><thead><tr>"
+                  + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr></thead><tbody>"
+                  + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in [g, *map(fmt, vals)]) + "</tr>"
+                            for g, vals in rows) + "</tbody></table>")
+    return _Section("Variance components", "\n".join(md), "".join(ht))
 
 
 def _bars(rs: ResultSet, comp: Comparison, out: Path, plot: _Plotter) -> _Section:
@@ -405,6 +454,9 @@ def build_report(runs: Sequence[RunData] | ResultSet, out_dir: str | Path, *, ba
                         conf=conf, iters=iters, seed=seed)
     sections: list[_Section] = [_runs_section(rs)]
     sections.append(_Section(f"Comparison with '{comp.baseline}'", to_markdown(comp), to_html(comp)))
+    variance = _variance_section(comp)
+    if variance is not None:
+        sections.append(variance)
     plot = _Plotter(rs, formats)
     builders = [lambda: _bars(rs, comp, out, plot), lambda: _length_section(rs, out, plot),
                 lambda: _distributions(rs, comp, out, max_distributions, plot), lambda: _radar_section(rs, out, plot),
@@ -458,5 +510,5 @@ def _scrollable_tables(fragment: str) -> str:
     return re.sub(r"<table\b", "<div class=\"table-wrap\"><table", fragment).replace("</table>", "</table></div>")
 
 
-__all__ = ["FRONTIER_DIVERSITY", "ReportFiles", "build_report", "frontier_points", "resolve_diversity",
-           "reward_metric_of"]
+__all__ = ["FRONTIER_DIVERSITY", "VARIANCE_COMPONENTS", "ReportFiles", "build_report", "frontier_points",
+           "resolve_diversity", "reward_metric_of", "variance_tables"]

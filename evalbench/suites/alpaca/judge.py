@@ -47,6 +47,7 @@ from evalbench.judge.base import PairItem, Preference, as_judge
 from evalbench.judge.formats import JUDGE_TOP_LOGPROBS, logprob_sampling, parse_logprob_generation
 from evalbench.judge.logprob import to_candidate_preference
 from evalbench.judge.prompts import JudgePrompt, chatml_to_messages, fill_template, placeholders
+from evalbench.judge.repeats import repeat_seed
 from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ __all__ = [
     "load_annotator_prompt",
     "load_prompt_file",
     "parse_judgment",
+    "repeat_candidate_first",
     "resolve_prompt",
 ]
 
@@ -180,17 +182,26 @@ def _clip(text: str, max_chars: int | None) -> str:
     return text if max_chars is None else text[:max_chars]
 
 
-def build_item(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, max_output_chars: int | None = None) -> PairItem:
+def repeat_candidate_first(instruction: str, seed: int = 0, repeat: int = 0) -> bool:
+    """The presentation order of judge repeat `repeat`: the seeded order for repeat 0, then
+    alternating (repeat r shows the pair the other way round from repeat r - 1), because position
+    bias is the main noise of a pairwise judge and two repeats should see both orders."""
+    return candidate_first(instruction, seed) != bool(repeat % 2)
+
+
+def build_item(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, max_output_chars: int | None = None,
+               repeat: int = 0) -> PairItem:
     """The judge's comparison of `pair`: the filled prompt, shown in the seeded order.
 
     `max_output_chars` cuts each output shown to the judge (for small-context local judges); the
-    leaderboard shows them whole (None).
+    leaderboard shows them whole (None). `repeat` >= 1 is a judge repeat: the opposite order of
+    repeat - 1 and its own judge seed (`evalbench.judge.repeats`); repeat 0 is the item as before.
     """
-    first = candidate_first(pair.instruction, seed)
+    first = repeat_candidate_first(pair.instruction, seed, repeat)
     ref, cand = _clip(pair.reference, max_output_chars), _clip(pair.candidate, max_output_chars)
     shown_1, shown_2 = (cand, ref) if first else (ref, cand)
     messages, _ = prompt.render({"instruction": pair.instruction, "output_1": shown_1, "output_2": shown_2})
-    return PairItem(messages, candidate_first=first, format="logprob")
+    return PairItem(messages, candidate_first=first, format="logprob", seed=repeat_seed(repeat))
 
 
 def build_request(pair: Pair, prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
@@ -264,12 +275,13 @@ def judgment_from_preference(pref: Preference) -> Judgment:
 
 
 def judge_pairs(judge, pairs: Sequence[Pair], prompt: JudgePrompt, *, seed: int = 0, constrained: bool = False,
-                max_output_chars: int | None = None, desc: str | None = None) -> list[Judgment]:
+                max_output_chars: int | None = None, desc: str | None = None, repeat: int = 0) -> list[Judgment]:
     """Judge every pair with `judge.compare` (cached: a rerun makes zero judge calls).
 
     Args:
         judge: a `evalbench.judge.Judge`; a bare (cached) backend is wrapped in a ModelJudge with
             `constrained` (a Judge carries its own constrained setting).
+        repeat: which judge repeat this is (`build_item`); 0 is the ordinary judgment.
 
     Returns one Judgment per pair, in order. Identical outputs are a draw without a call. Transport
     failures that survive the client's retries propagate (ServerError); verdicts received before
@@ -281,9 +293,9 @@ def judge_pairs(judge, pairs: Sequence[Pair], prompt: JudgePrompt, *, seed: int 
     where: list[int] = []
     for i, pair in enumerate(pairs):
         if pair.candidate == pair.reference:
-            out[i] = Judgment(1.5, candidate_first(pair.instruction, seed), None, None, judged=False)
+            out[i] = Judgment(1.5, repeat_candidate_first(pair.instruction, seed, repeat), None, None, judged=False)
             continue
-        items.append(build_item(pair, prompt, seed=seed, max_output_chars=max_output_chars))
+        items.append(build_item(pair, prompt, seed=seed, max_output_chars=max_output_chars, repeat=repeat))
         where.append(i)
     if items:
         prefs = judge.compare(items, desc=desc or f"alpaca judge ({len(items)} pairs)")

@@ -58,6 +58,7 @@ from evalbench.score.winrate import (
 from evalbench.store import GenerationRecord, SampleRecord
 from evalbench.suites.alpaca.data import ModelOutput, read_model_outputs, write_model_outputs
 from evalbench.judge.base import Judge, as_judge
+from evalbench.judge.repeats import merge_repeats
 from evalbench.suites.alpaca.judge import (
     JudgePrompt,
     Judgment,
@@ -113,6 +114,10 @@ class AlpacaOptions(Spec):
     # Seed of the per-instruction presentation order; the same for every checkpoint and seed, so
     # order effects cancel in paired comparisons.
     judge_order_seed: int = 0
+    # Judge every output this many times (judge noise; docs/statistics.md): repeat r >= 1 shows the
+    # pair in the opposite order of repeat r - 1, with its own judge seed. The record's scores are
+    # the means over repeats, the individual values are in data["judge_repeats"]. 1: one judgment.
+    judge_repeats: int = Field(1, ge=1)
 
     @field_validator("instructions")
     @classmethod
@@ -182,22 +187,36 @@ def lc_predictions(preferences: Sequence[float | None], len_model: Sequence[int]
 def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *, prompt: JudgePrompt,
                checkpoint: str, seed: int, difficulty: np.ndarray | None, generation_errors:
                Sequence[str | None] | None = None, constrained: bool = False, order_seed: int = 0,
-               max_output_chars: int | None = None, annotator: str | None = None
+               max_output_chars: int | None = None, annotator: str | None = None, judge_repeats: int = 1
                ) -> tuple[list[SampleRecord], list[dict[str, Any]]]:
     """Judge `outputs` (one per row; None = no output) against the rows' references.
 
     Returns the SampleRecords (one per row, failures included) and alpaca_eval annotation rows (one
     per row that has an output). `difficulty` is aligned with `rows` (None: LC is not derivable).
+
+    With `judge_repeats` k > 1 every output is judged k times (`judge_pairs(repeat=r)`: alternating
+    presentation order, a judge seed per repeat); a record's `preference` / `win_rate` are the means
+    over its valid repeats (the LC GLM is fitted to those means), `data["judge_repeats"]` holds the
+    k values of each, `data["judge_repeat_switched"]` the order of each repeat and
+    `data["judge_repeat_errors"]` the reasons of failed ones. The annotation rows are repeat 0's,
+    so annotations.json stays one alpaca_eval row per instruction.
     """
     errors = list(generation_errors) if generation_errors is not None else [None] * len(rows)
     todo = [i for i, out in enumerate(outputs) if out is not None]
     pairs = [Pair(rows[i].instruction, rows[i].reference, outputs[i]) for i in todo]  # type: ignore[arg-type]
-    judgments: list[Judgment | None] = [None] * len(rows)
-    for i, j in zip(todo, judge_pairs(judge, pairs, prompt, seed=order_seed, constrained=constrained,
-                                      max_output_chars=max_output_chars,
-                                      desc=f"alpaca judge [{checkpoint} seed {seed}]")):
-        judgments[i] = j
-    prefs = [j.preference if j is not None else None for j in judgments]
+    # repeats[r][i]: row i's judgment in repeat r (None: no output to judge).
+    repeats: list[list[Judgment | None]] = []
+    for r in range(judge_repeats):
+        judged: list[Judgment | None] = [None] * len(rows)
+        label = f" repeat {r + 1}/{judge_repeats}" if judge_repeats > 1 else ""
+        for i, j in zip(todo, judge_pairs(judge, pairs, prompt, seed=order_seed, constrained=constrained,
+                                          max_output_chars=max_output_chars, repeat=r,
+                                          desc=f"alpaca judge [{checkpoint} seed {seed}{label}]")):
+            judged[i] = j
+        repeats.append(judged)
+    judgments = repeats[0]
+    merged = [_merge_row_repeats([rep[i] for rep in repeats]) for i in range(len(rows))]
+    prefs = [m[0]["preference"] for m in merged]
     lengths = [len(o) if o is not None else 0 for o in outputs]
     lc, lc_error = lc_predictions(prefs, lengths, [len(r.reference) for r in rows], difficulty)
     if lc_error:
@@ -207,10 +226,11 @@ def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *,
     annotator = annotator or prompt.name
     for i, row in enumerate(rows):
         out, j = outputs[i], judgments[i]
-        pref = j.preference if j is not None else None
+        scores, repeat_data = merged[i]
+        pref = scores["preference"]
         if out is None:
             error = f"no output: {errors[i] or 'generation missing'}"
-        elif j is not None and j.error:
+        elif j is not None and pref is None:  # every repeat failed (with one repeat: it failed)
             error = f"judge: {j.error}"
         else:
             error = None
@@ -223,9 +243,10 @@ def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *,
                         empty_output=not out.strip())
         if lc_error:
             data["lc_error"] = lc_error
+        data.update(repeat_data)
         samples.append(SampleRecord(
             suite="alpaca", checkpoint=checkpoint, seed=seed, sample_id=str(row.index),
-            scores={"win_rate": None if pref is None else 100.0 * (pref - 1.0), "preference": pref,
+            scores={"win_rate": scores["win_rate"], "preference": pref,
                     "length": None if out is None else float(len(out))},
             error=error, data=data))
         if out is not None and j is not None:
@@ -233,6 +254,26 @@ def score_rows(judge, rows: Sequence[EvalRow], outputs: Sequence[str | None], *,
                                               generator_1=row.generator, generator_2=checkpoint,
                                               dataset=row.dataset, annotator=annotator))
     return samples, annotations
+
+
+def _merge_row_repeats(judgments: Sequence[Judgment | None]) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """One row's scores over its judge repeats (`evalbench.judge.repeats.merge_repeats`).
+
+    The win rate of a repeat is computed from its own preference, so the mean win rate is exactly
+    100 x (mean preference - 1). Rows without an output (all None) have no repeat data.
+    """
+    per_repeat = [{"preference": None if j is None else j.preference,
+                   "win_rate": None if j is None or j.preference is None else 100.0 * (j.preference - 1.0)}
+                  for j in judgments]
+    scores, data = merge_repeats(per_repeat)
+    if data and all(j is not None for j in judgments):
+        data["judge_repeat_switched"] = [j.is_switched_outputs for j in judgments]  # type: ignore[union-attr]
+        failed = [j.error for j in judgments if j is not None and j.error]
+        if failed:
+            data["judge_repeat_errors"] = failed
+    elif data:  # no output: nothing was judged
+        data = {}
+    return scores, data
 
 
 def _sem(values: np.ndarray) -> float | None:
@@ -486,7 +527,7 @@ class AlpacaEval2(Suite):
             judge, rows, outputs, prompt=prompt, checkpoint=checkpoint.name, seed=seed,
             difficulty=self.difficulty(rows), generation_errors=errors, constrained=ctx.constrained_judge,
             order_seed=self.options.judge_order_seed, max_output_chars=self.options.judge_max_output_chars,
-            annotator=annotator)
+            annotator=annotator, judge_repeats=self.options.judge_repeats)
         write_json_atomic(artifact_dir(ctx, checkpoint.name, seed) / "annotations.json", annotations)
         n_failed = sum(s.error is not None for s in samples)
         if n_failed:

@@ -277,12 +277,17 @@ def pair_judgment(question_id: int, model_1: str, model_2: str, judge_model: str
 # ------------------------------------------------------------------------ through a Judge
 
 def rate_requests(judge: Judge, requests: Sequence[JudgeRequest], *, max_tokens: int = JUDGE_MAX_TOKENS,
-                  desc: str | None = None) -> list[Rating]:
-    """Single grading of each request by `judge` (FastChat's `[[N]]` verdict), in order."""
+                  desc: str | None = None, seed: int | None = None,
+                  temperature: float | None = None) -> list[Rating]:
+    """Single grading of each request by `judge` (FastChat's `[[N]]` verdict), in order.
+
+    `seed` / `temperature` replace the judge's decoding for a judge repeat; None keeps FastChat's
+    (temperature 0, no seed), so the requests and their cache keys are the ordinary ones.
+    """
     if not requests:
         return []
-    return judge.rate([RateItem(r.messages, format="bracket_rating") for r in requests], max_tokens=max_tokens,
-                      desc=desc)
+    return judge.rate([RateItem(r.messages, format="bracket_rating", seed=seed, temperature=temperature)
+                       for r in requests], max_tokens=max_tokens, desc=desc)
 
 
 def compare_games(judge: Judge, games: Sequence[tuple[JudgeRequest, JudgeRequest]], *,

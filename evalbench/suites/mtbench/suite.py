@@ -23,7 +23,9 @@ Stages (the contract of `evalbench.suites.base`):
   records (the driver applies them; readers of the store keep the last record of a key).
 * `summarize` (pure): `score` (FastChat's average over all valid ratings), `turn_1`, `turn_2`,
   `category/<name>`, `n_failed`, and with pairwise judging `pairwise_win_rate`
-  ((wins + ties/2) / n), `pairwise_win_rate_strict`, `pairwise_loss_rate` and the counts.
+  (100 (wins + ties/2) / n: FastChat's win_rate_adjusted in percent), `pairwise_win_rate_strict`
+  (FastChat's win_rate in percent), `pairwise_loss_rate` (percent) and the counts. Version 2: the
+  rates were fractions in version 1 (docs/results-format.md, "Units").
 
 Model names in FastChat files: a checkpoint's answers under generation seed 0 are named by the
 checkpoint (`tiny.jsonl`), other seeds get a suffix (`tiny-seed1.jsonl`), so one-seed runs and
@@ -51,6 +53,7 @@ from evalbench.errors import InputError
 from evalbench.generate.stage import Item, generate_items, to_record
 from evalbench.io import read_jsonl, stable_hash, write_text_atomic
 from evalbench.judge.base import Judge, as_judge
+from evalbench.judge.repeats import REPEAT_TEMPERATURE, merge_repeats, repeat_seed
 from evalbench.sampling import describe_subset, stratified_subset
 from evalbench.registry import did_you_mean
 from evalbench.store import GenerationRecord, SampleRecord
@@ -92,6 +95,12 @@ class MTBenchOptions(Spec):
     questions_file: str | None = None  # default: MT-bench question.jsonl
     reference_file: str | None = None  # default: FastChat's GPT-4 reference answers
     judge_prompts_file: str | None = None  # default: FastChat's judge_prompts.jsonl
+    # Single grading: rate every turn this many times (judge noise; docs/statistics.md). Repeat 0
+    # is FastChat's temperature-0 rating; repeats r >= 1 sample the judge at
+    # judge_repeat_temperature with a seed per repeat (a greedy judge would repeat itself). The
+    # record's scores are the means over repeats, the values are in data["judge_repeats"].
+    judge_repeats: int = Field(1, ge=1)
+    judge_repeat_temperature: float = Field(REPEAT_TEMPERATURE, gt=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> MTBenchOptions:
@@ -194,6 +203,27 @@ def answers_from_generations(generations: Sequence[GenerationRecord], *, checkpo
     return answers, failures
 
 
+def _merge_record_repeats(per_repeat: Sequence[SampleRecord], turns: Mapping[int, mt.SingleJudgment]
+                          ) -> SampleRecord:
+    """One question's record over its judge repeats (`evalbench.judge.repeats.merge_repeats`).
+
+    One repeat: that record, unchanged. Otherwise the scores are the means over the valid repeats
+    and `data["judge_repeats"]` holds each repeat's values; the error names the turns that no
+    repeat could rate (with repeat 0's reason, from `turns`), `data["judge_repeat_errors"]` every
+    failed repeat.
+    """
+    first = per_repeat[0]
+    if len(per_repeat) == 1:
+        return first
+    scores, data = merge_repeats([rec.scores for rec in per_repeat])
+    errors = [f"repeat {r}: {rec.error}" for r, rec in enumerate(per_repeat) if rec.error]
+    if errors:
+        data["judge_repeat_errors"] = errors
+    error = "; ".join(f"turn {t}: {turns[t].error or 'no rating'}" for t in sorted(turns)
+                      if scores.get(f"turn_{t}") is None) or None
+    return first.model_copy(update={"scores": scores, "error": error, "data": {**first.data, **data}})
+
+
 def category_means(samples: Sequence[SampleRecord]) -> dict[str, dict[str, float]]:
     """Per checkpoint, the per-category MT-bench score averaged over its generation seeds (pure).
 
@@ -220,7 +250,8 @@ class MTBench(Suite):
     """
 
     name: ClassVar[str] = SUITE
-    version: ClassVar[str] = "1"
+    # 2: pairwise rates in percent (were fractions); compare refuses to mix the two.
+    version: ClassVar[str] = "2"
     needs_judge: ClassVar[bool] = True
     Options: ClassVar[type[Spec]] = MTBenchOptions
 
@@ -444,23 +475,33 @@ class MTBench(Suite):
                 req = jg.build_single_request(q, answers[q.question_id], prompts, turn=turn,
                                               reference=refs.get(q.question_id))
                 jobs.append((q.question_id, turn, req))
-        ratings = jg.rate_requests(judge, [r for _, _, r in jobs], max_tokens=self.options.judge_max_tokens,
-                                   desc=f"mtbench single judge [{model}]")
+        k = self.options.judge_repeats
         stamp = time.time()
-        judgments = [jg.single_judgment_from_rating(qid, model, judge_name, req, rating, turn=turn, tstamp=stamp)
-                     for (qid, turn, req), rating in zip(jobs, ratings)]
+        # repeats[r]: the judgments of repeat r, in job order; repeat 0 is FastChat's own.
+        repeats: list[list[mt.SingleJudgment]] = []
+        for r in range(k):
+            ratings = jg.rate_requests(
+                judge, [req for _, _, req in jobs], max_tokens=self.options.judge_max_tokens,
+                desc=f"mtbench single judge [{model}]" + (f" repeat {r + 1}/{k}" if k > 1 else ""),
+                seed=repeat_seed(r), temperature=self.options.judge_repeat_temperature if r else None)
+            repeats.append([jg.single_judgment_from_rating(qid, model, judge_name, req, rating, turn=turn,
+                                                           tstamp=stamp)
+                            for (qid, turn, req), rating in zip(jobs, ratings)])
+        judgments = repeats[0]  # FastChat's file holds the reference (temperature-0) judgment
         self._merge_fastchat(ctx.artifacts / ARTIFACT_DIR / "model_judgment" /
                              f"{judge_file_stem(judge_name)}_single.jsonl",
                              [mt.single_judgment_to_fastchat(j) for j in judgments],
                              key=lambda r: (r["question_id"], r["model"], r["turn"], tuple(r["judge"])))
-        by_q: dict[int, dict[int, mt.SingleJudgment]] = defaultdict(dict)
-        for j in judgments:
-            by_q[j.question_id][j.turn] = j
+        by_q: list[dict[int, dict[int, mt.SingleJudgment]]] = [defaultdict(dict) for _ in range(k)]
+        for r, rep in enumerate(repeats):
+            for j in rep:
+                by_q[r][j.question_id][j.turn] = j
         records = []
-        for qid in sorted(set(by_q) | set(failures)):
+        for qid in sorted(set(by_q[0]) | set(failures)):
             q = questions.get(qid)
-            if qid in by_q:
-                records.append(self._single_record(checkpoint, seed, q, model, judge_name, by_q[qid]))
+            if qid in by_q[0]:
+                per_repeat = [self._single_record(checkpoint, seed, q, model, judge_name, b[qid]) for b in by_q]
+                records.append(_merge_record_repeats(per_repeat, by_q[0][qid]))
             else:
                 records.append(SampleRecord(
                     suite=SUITE, checkpoint=checkpoint, seed=seed, sample_id=str(qid),
@@ -563,8 +604,9 @@ class MTBench(Suite):
 
         Returns the judgments and, for each non-baseline side, its SampleRecords (seed `seed`) with
         per-question pairwise scores merged into the matching record of `samples`:
-        `pairwise_win_rate` = (wins + ties/2) / n over that question's valid comparisons
-        (2 turns x opponents), and the counts in `data["pairwise"]`.
+        `pairwise_win_rate` = 100 (wins + ties/2) / n over that question's valid comparisons
+        (2 turns x opponents; percent, so its mean over questions is the summary's rate), and the
+        counts in `data["pairwise"]`.
         """
         judge = self._judge(ctx)
         judge_name = self.judge_name(ctx)
@@ -628,7 +670,7 @@ class MTBench(Suite):
                         if (s.suite, s.checkpoint, s.seed) == (SUITE, ckpt, seed)}
             for qid, c in sorted(per_q.items()):
                 n = c["win"] + c["loss"] + c["tie"]
-                rate = (c["win"] + c["tie"] / 2) / n if n else None
+                rate = 100.0 * (c["win"] + c["tie"] / 2) / n if n else None
                 old = existing.get(str(qid))
                 scores = {k: v for k, v in (old.scores.items() if old else []) if k not in PAIR_KEYS}
                 scores["pairwise_win_rate"] = rate
@@ -667,8 +709,9 @@ class MTBench(Suite):
         ratings of category c; `n_failed` counts turns without a rating (judge failures and
         questions without a complete answer). The per-question `score` of the SampleRecords
         averages that question's valid turns, so its mean equals `score` when nothing failed.
-        Pairwise: `pairwise_win_rate` = (wins + ties/2) / n over all valid comparisons (FastChat's
-        win_rate_adjusted), `pairwise_win_rate_strict` = wins / n, `pairwise_loss_rate`, and counts.
+        Pairwise, in percent: `pairwise_win_rate` = 100 (wins + ties/2) / n over all valid
+        comparisons (FastChat's win_rate_adjusted x 100), `pairwise_win_rate_strict` = 100 wins / n
+        (FastChat's win_rate x 100), `pairwise_loss_rate` = 100 losses / n, and counts.
         """
         recs = [s for s in samples if s.suite == SUITE]
         out: dict[str, float | int | None] = {"n_samples": len(recs)}
@@ -695,9 +738,9 @@ class MTBench(Suite):
             tot = {k: sum(int(p.get(k, 0)) for p in pair) for k in _COUNTS}
             n = tot["win"] + tot["loss"] + tot["tie"]
             out.update({
-                "pairwise_win_rate": (tot["win"] + tot["tie"] / 2) / n if n else None,
-                "pairwise_win_rate_strict": tot["win"] / n if n else None,
-                "pairwise_loss_rate": tot["loss"] / n if n else None,
+                "pairwise_win_rate": 100.0 * (tot["win"] + tot["tie"] / 2) / n if n else None,
+                "pairwise_win_rate_strict": 100.0 * tot["win"] / n if n else None,
+                "pairwise_loss_rate": 100.0 * tot["loss"] / n if n else None,
                 "n_pairwise": n, "n_pairwise_wins": tot["win"], "n_pairwise_losses": tot["loss"],
                 "n_pairwise_ties": tot["tie"], "n_pairwise_failed": tot["failed"],
                 "n_pairwise_inconsistent": tot["inconsistent"],
