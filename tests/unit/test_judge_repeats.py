@@ -219,3 +219,18 @@ def test_judge_repeats_are_averaged_in_the_tests_never_counted_as_samples(tmp_pa
     o2 = comp2.outcomes[("b", "alpaca", "win_rate")]
     assert (o.p_value, o.delta, o.df) == pytest.approx((o2.p_value, o2.delta, o2.df))
     assert comp2.cells[("a", "alpaca", "win_rate")].var_judge is None
+
+
+def test_report_has_a_compact_variance_components_table(tmp_path):
+    from evalbench.aggregate.compare import compare_runs
+    from evalbench.aggregate.summarize import ResultSet, load_runs
+    from evalbench.report.report import VARIANCE_COMPONENTS, _variance_section, variance_tables
+
+    rs = ResultSet(load_runs([_simulated_run(tmp_path, models=2, gens=2, repeats=2, prompts=40)]))
+    comp = compare_runs(rs, baseline="a", metrics=["alpaca:win_rate"], iters=200)
+    (suite, metric, rows), = variance_tables(comp)
+    assert (suite, metric) == ("alpaca", "win_rate") and [g for g, _ in rows] == ["a", "b"]
+    assert all(len(values) == len(VARIANCE_COMPONENTS) and values[2] is not None for _, values in rows)
+    sec = _variance_section(comp)
+    assert "| group | training seed | generation | judge | prompt | residual |" in sec.md
+    assert "<th>judge</th>" in sec.html
