@@ -12,7 +12,8 @@ re-implemented here:
 * Order: output_1 is the reference and output_2 the candidate, presented in a random order chosen
   per instruction (alpaca_eval seeds on the instruction too), here `stable_hash(instruction, seed)`;
   the choice is stored as alpaca_eval's `is_switched_outputs` (True: the candidate is shown first,
-  labelled `m`).
+  labelled `m`). Judge repeats (`repeat` r >= 1, `--judge-repeats`) alternate it: repeat r shows
+  the pair the other way round from repeat r - 1, with a judge seed of its own (own cache key).
 * Verdict: one token, temperature 0, `logprobs` with `top_logprobs=5`; the preference is
   `2 - P(m) / (P(m) + P(M))` over the top-5 candidates of that token
   (`evalbench.judge.logprob.parse_logprob_preference`), mapped back to "candidate vs reference".

@@ -15,7 +15,9 @@ Stages (the contract of `evalbench.suites.base`):
   most 2048 tokens (`judge_max_tokens`); with `ctx.constrained_judge` the output is regex-
   constrained so that a rating always parses. A judgment without a rating is a failure with its
   reason: excluded from every mean, counted in `n_failed`, written as score −1 only in FastChat's
-  `artifacts/mtbench/model_judgment/<judge>_single.jsonl`.
+  `artifacts/mtbench/model_judgment/<judge>_single.jsonl`. With `judge_repeats` k > 1 every turn
+  is rated k times (repeats r >= 1 at `judge_repeat_temperature` with a seed per repeat); the
+  record's scores are the means, `data["judge_repeats"]` the values, the FastChat file repeat 0.
 * `finalize`: pairwise comparisons across checkpoints (`pairwise: baseline | all`), both orders,
   per generation seed; `<judge>_pair.jsonl`; the radar plot `artifacts/mtbench/radar.png`.
   `finalize` returns the checkpoint's per-question SampleRecords with the pairwise scores merged
