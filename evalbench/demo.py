@@ -51,7 +51,7 @@ TRAIN_SEEDS = tuple(TRAIN["seeds"])
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import positive_int
+    from evalbench.cli.argtypes import positive_int
 
     parser = subparsers.add_parser("demo", help="the IMDB-style DPO experiment end to end on the tiny local model "
                                                 "(CPU)")
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from evalbench.api import run as run_spec
     from evalbench.models.tiny import ensure_tiny_model
     from evalbench.report.report import build_report
-    from evalbench.run_cli import compare_and_export
+    from evalbench.cli.run import compare_and_export
 
     started = time.monotonic()
     print("evalbench demo: the IMDB-style DPO experiment on the tiny local model, on CPU", flush=True)

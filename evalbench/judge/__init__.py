@@ -8,5 +8,6 @@
     parsers.py      pure text parsers ([[N]], [[A]]/[[B]]/[[C]]), registry PARSERS
     logprob.py      AlpacaEval 2's log-prob weighted preference
     build.py        make_judge(JudgeSpec, backend): the run's Judge, built once by evalbench.api
-    cli_options.py  the --judge SPEC option group shared by run, alpaca judge and mtbench judge
+
+The --judge SPEC option group shared by run, alpaca judge and mtbench judge is in evalbench.cli.options.
 """

@@ -148,8 +148,8 @@ def test_mtbench_judge_and_run_over_replay_are_the_same_spec(tmp_path, data_dir)
     """The same evaluation gets the same run id whichever command starts it."""
     from evalbench.api import default_run_id
     from evalbench.cli import build_parser
-    from evalbench.run_cli import spec_from_args
-    from evalbench.suites.mtbench.cli import answer_files_spec
+    from evalbench.cli.run import spec_from_args
+    from evalbench.cli.mtbench import answer_files_spec
 
     answer = (data_dir / "mt_bench" / "model_answer" / "alpaca-13b.jsonl").resolve()
     via_judge = answer_files_spec([answer], judge={"kind": "fake"}, options={"question_ids": [81, 82]},

@@ -158,11 +158,11 @@ def test_print_comparison_is_plain_off_a_tty_and_fitted_on_one(comp, monkeypatch
 
 
 def test_run_and_compare_print_the_same_layout():
-    """`run`/`demo` (run_cli.compare_and_export) and `compare` go through print_comparison; no width=160."""
+    """`run`/`demo` (cli.run.compare_and_export) and `compare` go through print_comparison; no width=160."""
     import inspect
 
-    import evalbench.aggregate.cli as compare_cli
-    import evalbench.run_cli as run_cli
+    import evalbench.cli.compare as compare_cli
+    import evalbench.cli.run as run_cli
 
     for module in (compare_cli, run_cli):
         source = inspect.getsource(module)

@@ -54,7 +54,7 @@ def test_the_executor_is_left_out_of_the_spec_hash():
 def test_cli_flags_reach_the_spec():
     import argparse
 
-    from evalbench.run_cli import add_command, spec_from_args
+    from evalbench.cli.run import add_command, spec_from_args
 
     parser = argparse.ArgumentParser()
     add_command(parser.add_subparsers())
@@ -66,7 +66,7 @@ def test_cli_flags_reach_the_spec():
 
 
 def test_ray_is_imported_only_when_used():
-    code = ("import sys, evalbench.api, evalbench.executors.ray, evalbench.run_cli; "
+    code = ("import sys, evalbench.api, evalbench.executors.ray, evalbench.cli.run; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

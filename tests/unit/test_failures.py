@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from evalbench.argtypes import fraction, positive_float, positive_int
+from evalbench.cli.argtypes import fraction, positive_float, positive_int
 from evalbench.errors import InputError
 from evalbench.failures import (
     EXIT_FAILED_ITEMS,

@@ -14,7 +14,7 @@ from evalbench.errors import InputError
 from evalbench.generate.backend import CachedBackend, request_key
 from evalbench.io import sha256_text
 from evalbench.judge.base import JudgeId, ModelJudge, PairItem, RateItem, as_judge
-from evalbench.judge.cli_options import add_judge_options, judge_fields, judge_spec
+from evalbench.cli.options import add_judge_options, judge_fields, judge_spec
 from evalbench.judge.fake import FAILED, FakeJudge
 from evalbench.judge.formats import VERDICT_FORMATS
 from evalbench.judge.prompts import JudgePrompt

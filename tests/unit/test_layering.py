@@ -23,9 +23,9 @@ FACADE = "evalbench"
 KNOWN_PRIVATE_USES: set[str] = {
     "evalbench.aggregate.compare -> evalbench.aggregate.stats._nanmean",
     "evalbench.aggregate.compare -> evalbench.aggregate.stats._stats",
-    "evalbench.aggregate.cli -> evalbench.aggregate.compare._legend",
-    "evalbench.aggregate.cli -> evalbench.aggregate.compare._notes",
-    "evalbench.aggregate.cli -> evalbench.aggregate.compare._test_lines",
+    "evalbench.cli.compare -> evalbench.aggregate.compare._legend",
+    "evalbench.cli.compare -> evalbench.aggregate.compare._notes",
+    "evalbench.cli.compare -> evalbench.aggregate.compare._test_lines",
 }
 
 # What the bottom layers may import from evalbench (besides the package's `__version__`).
@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "evalbench.backends")),
     ("stages", ("evalbench.suites", "evalbench.train", "evalbench.runspec")),
     ("driver", ("evalbench.api", "evalbench.preflight", "evalbench.aggregate", "evalbench.report",
-                "evalbench.analysis", "evalbench.argtypes")),
+                "evalbench.analysis")),
 )
 
 

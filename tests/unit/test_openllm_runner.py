@@ -207,8 +207,8 @@ def test_openllm_command_is_run_with_the_same_spec_and_run_id(tmp_path, fake_mod
     same run id whichever command started the evaluation."""
     from evalbench.api import default_run_id
     from evalbench.cli import build_parser
-    from evalbench.run_cli import spec_from_args as run_spec
-    from evalbench.suites.openllm.cli import spec_from_args as openllm_spec
+    from evalbench.cli.run import spec_from_args as run_spec
+    from evalbench.cli.openllm import spec_from_args as openllm_spec
 
     parser = build_parser()
     adapter = tmp_path / "ad"

@@ -224,7 +224,7 @@ def test_make_room_stops_a_managed_policy_on_cuda(served, tmp_path, monkeypatch,
 def test_run_flags_fill_serving_options_and_leave_the_spec_hash_alone():
     import argparse
 
-    from evalbench.run_cli import add_command, spec_from_args
+    from evalbench.cli.run import add_command, spec_from_args
 
     parser = argparse.ArgumentParser()
     add_command(parser.add_subparsers())

@@ -140,7 +140,7 @@ def test_show_command_prints_text_markdown_and_html(reward_run, capsys, tmp_path
 
 
 def test_show_reference_column_for_alpaca(tmp_path, capsys):
-    from evalbench.report.show_cli import load_references
+    from evalbench.cli.show import load_references
     from evalbench.suites.alpaca.data import load_eval_set
 
     try:

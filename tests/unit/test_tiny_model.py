@@ -23,7 +23,7 @@ STEPS = 3  # a few real optimizer steps: enough to exercise training determinism
 # Runs the sub-command through the module's own `add_command`, in a fresh interpreter with a
 # different hash seed, so that "identical bytes" also covers process-level randomness.
 _CLI = ("import argparse, sys\n"
-        "from evalbench.models.cli import add_command\n"
+        "from evalbench.cli.model import add_command\n"
         "p = argparse.ArgumentParser(); add_command(p.add_subparsers())\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n")
 
@@ -188,7 +188,7 @@ def test_rejects_negative_steps(tmp_path):
 def test_cli_rejects_negative_steps():
     import argparse
 
-    from evalbench.models.cli import add_command
+    from evalbench.cli.model import add_command
 
     parser = argparse.ArgumentParser()
     add_command(parser.add_subparsers())

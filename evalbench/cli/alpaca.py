@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import fraction, non_negative_int, positive_float, positive_int
-    from evalbench.judge.cli_options import add_judge_options
+    from evalbench.cli.argtypes import fraction, non_negative_int, positive_float, positive_int
+    from evalbench.cli.options import add_judge_options
 
     parser = subparsers.add_parser("alpaca", help="AlpacaEval 2 tools (judge a model_outputs.json)")
     sub = parser.add_subparsers(dest="alpaca_command", metavar="ACTION")
@@ -196,7 +196,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    from evalbench.judge.cli_options import judge_spec
+    from evalbench.cli.options import judge_spec
 
     judge = judge_spec(args, command="alpaca judge").model_dump(mode="json", exclude_unset=True)
     row = judge_file(args.outputs, judge=judge, out_dir=args.out,

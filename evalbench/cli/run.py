@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import fraction, positive_int
+    from evalbench.cli.argtypes import fraction, positive_int
 
     p = subparsers.add_parser("run", help="evaluate a base model and its adapters on suites over seeds",
                               description="Example: evalbench run --suite alpaca,mtbench --model BASE "
@@ -35,7 +35,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--replay", action="append", default=[], metavar="NAME=FILE",
                    help="with --backend replay: a checkpoint answered from saved outputs (alpaca_eval "
                         "model_outputs.json or a FastChat answer file; repeatable)")
-    from evalbench.judge.cli_options import add_judge_options
+    from evalbench.cli.options import add_judge_options
 
     add_judge_options(p)
     p.add_argument("--seeds", help="comma-separated generation seeds (default 0)")
@@ -67,7 +67,7 @@ def add_command(subparsers) -> None:
 
 def add_serving_options(p: argparse.ArgumentParser) -> None:
     """How the policy's vLLM engine runs (ServingSpec; docs/gpu.md). Defaults fit the installed build."""
-    from evalbench.argtypes import positive_int
+    from evalbench.cli.argtypes import positive_int
 
     g = p.add_argument_group("serving (vLLM engine; docs/gpu.md)")
     g.add_argument("--tensor-parallel-size", type=positive_int, metavar="N", help="GPUs per engine (default 1)")
@@ -110,7 +110,7 @@ def serving_fields(args: argparse.Namespace, recipe: dict[str, Any]) -> dict[str
 
 def spec_from_args(args: argparse.Namespace):
     from evalbench.config import apply_overrides, load_yaml, parse_adapter_arg, validate_spec
-    from evalbench.judge.cli_options import judge_fields
+    from evalbench.cli.options import judge_fields
     from evalbench.runspec import RunSpec
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import positive_int
+    from evalbench.cli.argtypes import positive_int
 
     p = subparsers.add_parser("openllm", help="OpenLLM leaderboard tasks through lm-eval (base model + LoRA adapters)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -30,8 +30,8 @@ __all__ = ["add_command", "answer_files_spec"]
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import fraction, positive_int
-    from evalbench.judge.cli_options import add_judge_options
+    from evalbench.cli.argtypes import fraction, positive_int
+    from evalbench.cli.options import add_judge_options
 
     parser = subparsers.add_parser("mtbench", help="MT-bench: judge FastChat answer files",
                                    description="MT-bench tools that work on FastChat files.")
@@ -170,9 +170,9 @@ def _judge_command(args: argparse.Namespace) -> int:
     """`evalbench mtbench judge` is `evalbench run --suite mtbench` over the replay backend."""
     from evalbench.api import run as run_spec
     from evalbench.failures import enforce_failure_policy
-    from evalbench.run_cli import enforce_failures
+    from evalbench.cli.run import enforce_failures
 
-    from evalbench.judge.cli_options import judge_spec
+    from evalbench.cli.options import judge_spec
 
     judge_fields = judge_spec(args, command="mtbench judge").model_dump(mode="json", exclude_unset=True)
     if judge_fields.get("endpoint"):

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def add_command(subparsers) -> None:
-    from evalbench.argtypes import positive_int
+    from evalbench.cli.argtypes import positive_int
 
     p = subparsers.add_parser(
         "show", help="show several checkpoints' outputs side by side, with their scores",
