@@ -117,7 +117,7 @@ def side_by_side(generations: Sequence[GenerationRecord], samples: Sequence[Samp
         generations, samples: a run's records (any suites; the last record of a key wins).
         suite: default: the first suite with generations.
         seed: default: the smallest generation seed of that suite.
-        checkpoints: which, in this order; default: all, in the order of the records.
+        checkpoints: which, in this order; default: all, sorted by name.
         prompts: how many prompts (the first N in sample-id order, or the N that disagree most), or
             the sample ids to show, in that order; None: all.
         metric: the score shown per cell; default: `headline_metric`.
@@ -140,7 +140,8 @@ def side_by_side(generations: Sequence[GenerationRecord], samples: Sequence[Samp
     if seed not in seeds:
         raise InputError(f"no generations of seed {seed} (seeds: {', '.join(map(str, seeds))})", field="--seed")
     gens = [g for g in gens if g.seed == seed]
-    known = list(dict.fromkeys(g.checkpoint for g in gens))
+    # Sorted: the order records reach the store depends on how the driver scheduled the work.
+    known = sorted({g.checkpoint for g in gens})
     chosen = list(checkpoints) if checkpoints else known
     missing = [c for c in chosen if c not in known]
     if missing:

@@ -65,11 +65,11 @@ def test_side_by_side_cells_carry_outputs_and_rewards(reward_run):
     gens, samples = reward_run.generations(), reward_run.samples()
     sbs = side_by_side(gens, samples, prompts=2)
     assert (sbs.suite, sbs.seed, sbs.metric, sbs.n_prompts) == ("reward", 0, "vader_compound", 6)
-    assert sbs.checkpoints == tuple(SCRIPTS)
+    assert sbs.checkpoints == tuple(sorted(SCRIPTS))
     first = sbs.rows[0]
-    assert [c.output for c in first.cells] == [SCRIPTS[n][0] for n in SCRIPTS]
+    assert [c.output for c in first.cells] == [SCRIPTS[n][0] for n in sorted(SCRIPTS)]
     rec = next(s for s in samples if (s.checkpoint, s.seed, s.sample_id) == ("dpo-s0", 0, first.sample_id))
-    cell = first.cells[1]
+    cell = first.cells[sbs.checkpoints.index("dpo-s0")]
     assert cell.score == pytest.approx(rec.scores["vader_compound"])
     assert cell.verdict.startswith(f"{cell.score:.3g} (mean of 3; this sample {rec.data['rewards'][0]:.3g})")
     # the prompt is the completion opening
