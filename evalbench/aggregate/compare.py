@@ -689,10 +689,12 @@ MARK = "*"
 
 
 def _metric_label(metric: str) -> str:
-    """The metric's name with its unit where it is a percentage: 'pairwise_win_rate (%)'."""
-    from evalbench.report.units import unit_of
+    """The metric's name with its unit when it is a percentage or a fraction (docs/results-format.md,
+    "Units"): 'pairwise_win_rate (%)', 'arc_challenge/acc_norm (0-1)'."""
+    from evalbench.report.units import unit_suffix
 
-    return f"{metric} (%)" if "(%)" in unit_of(metric).label else metric
+    suffix = unit_suffix(metric)
+    return f"{metric} ({suffix})" if suffix else metric
 
 
 def _group_label(comp: Comparison, group: str) -> str:

@@ -1,8 +1,11 @@
 """What a metric's number means on a plot: its axis label with the unit, and its natural bounds.
 
-One convention for every table and plot (docs/results-format.md): rates are percentages
-(0-100), MT-bench grades are 1-10, lengths are characters, diversity fractions are 0-1,
-entropies are nats, rewards are in their scorer's units (VADER compound -1 to 1, probabilities 0-1). A bound is where a mean of the metric can never go, so an interval drawn
+One convention for every table and plot (docs/results-format.md, "Units"): rates (win, loss and
+tie rates of judged comparisons) are percentages (0-100), MT-bench grades are 1-10, lengths are
+characters, lm-eval accuracies and exact-match scores are fractions (0-1) exactly as lm-eval
+reports them (the Open LLM Leaderboard v2 normalised scores are 0-100), diversity fractions are
+0-1, entropies are nats, rewards are in their scorer's units (VADER compound -1 to 1,
+probabilities 0-1). Tables name the unit after a metric: `pairwise_win_rate (%)`, `acc_norm (0-1)`. A bound is where a mean of the metric can never go, so an interval drawn
 beyond it is an artefact of a symmetric approximation and is cut there.
 """
 
@@ -50,7 +53,9 @@ _PATTERNS: tuple[tuple[str, Unit], ...] = (
     (r"_diversity$", Unit("diversity (1 - similarity)", 0.0, 2.0)),
     (r"_similarity$", Unit("similarity (cosine, -1 to 1)", -1.0, 1.0)),
     (r"^(n_|num_)", Unit("count", 0.0, None)),
-    (r"acc(uracy)?(_norm)?$|^exact_match", Unit("accuracy (%)", 0.0, 100.0)),
+    (r"/normalized$", Unit("normalised score (0-100)", 0.0, 100.0)),
+    # lm-eval's own scale: fractions, so the numbers match lm-eval's results JSON and papers citing it
+    (r"acc(uracy)?(_norm)?$|(^|/)exact_match$|(^|/)mc[12]$", Unit("accuracy (fraction, 0-1)", 0.0, 1.0)),
 )
 
 
@@ -63,6 +68,17 @@ def unit_of(metric: str) -> Unit:
         if re.search(pattern, name):
             return unit
     return Unit(metric)
+
+
+def unit_suffix(metric: str) -> str:
+    """The unit to print after a metric's name in a table column or row: '%' for percentages,
+    '0-1' for fractions, '' when the name says enough (grades, counts, lengths)."""
+    label = unit_of(metric).label
+    if "(%)" in label or label.startswith("%"):
+        return "%"
+    if "fraction, 0-1" in label:
+        return "0-1"
+    return ""
 
 
 def clip_interval(metric: str, low: float | None, high: float | None) -> tuple[float | None, float | None]:

@@ -106,7 +106,10 @@ def test_intervals_respect_the_metric_bounds():
     assert clip_interval("avg_length", -88.0, 900.0) == (0.0, 900.0)
     assert clip_interval("reward", -3.0, 3.0) == (-3.0, 3.0)
     assert unit_of("category/math").discrete and unit_of("score").label == "grade (1-10)"
-    assert unit_of("acc,none").label == "accuracy (%)"
+    # lm-eval accuracies stay lm-eval's fractions (issue 18.4, docs/results-format.md "Units")
+    assert unit_of("acc,none").label == "accuracy (fraction, 0-1)"
+    assert clip_interval("arc_challenge/acc_norm", -0.1, 1.2) == (0.0, 1.0)
+    assert unit_of("pairwise_loss_rate").label == "loss rate (%)"
 
 
 def test_discrete_scores_are_histograms_and_formats_follow_the_suffix(tmp_path):
