@@ -800,9 +800,8 @@ def _suite_tables(comp: Comparison, suite: str, metrics: list[str], groups: list
         for m in metrics:
             row = []
             for g in chunk:
-                main, diff, sig = cells[(g, m)]
                 cell = Text(text[(g, m)])
-                if sig:
+                if cells[(g, m)][2]:  # significant
                     cell.stylize("bold")
                 row.append(cell)
             table.add_row(labels[m], *row)
