@@ -19,7 +19,6 @@ cache, a finished adapter is kept, so a second `evalbench demo` only restarts th
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -50,24 +49,6 @@ METHODS = tuple(TRAIN["default_methods"])
 TRAIN_SEEDS = tuple(TRAIN["seeds"])
 
 
-def add_command(subparsers) -> None:
-    from evalbench.cli.argtypes import positive_int
-
-    parser = subparsers.add_parser("demo", help="the IMDB-style DPO experiment end to end on the tiny local model "
-                                                "(CPU)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
-    parser.add_argument("--limit", type=positive_int,
-                        help="AlpacaEval / MT-bench items (default: the recipe's 8 / 8; the reward suite always "
-                             "uses its 64 prompts)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"training methods of demo_train.yaml (default: {','.join(METHODS)}; also: "
-                             f"{','.join(m for m in TRAIN['methods'] if m not in METHODS)})")
-    parser.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)))
-    parser.add_argument("--no-judged", action="store_true",
-                        help="leave out the AlpacaEval / MT-bench pipeline proofs (reward suite only)")
-    parser.set_defaults(func=run)
-
-
 # --------------------------------------------------------------------------- pairs (pure)
 
 
@@ -91,14 +72,46 @@ def best_worst_pairs(prompts: Mapping[str, str], outputs: Mapping[str, Sequence[
     return rows
 
 
-def pairs_from_run(run, margin: float) -> list[dict[str, Any]]:
-    """best_worst_pairs over a reward run's records (one generation seed, one checkpoint)."""
+def pairs_from_run(run, margin: float, checkpoint: str | None = None) -> list[dict[str, Any]]:
+    """best_worst_pairs over a reward run's samples of one checkpoint (default: the run's only one).
+
+    Each (generation seed, prompt) is one group of samples; with several seeds a pair's id is
+    `<prompt id>@<seed>`.
+    """
+    from evalbench.errors import InputError
+
     gens = [g for g in run.generations() if g.suite == "reward" and g.error is None]
-    samples = {s.sample_id: s for s in run.samples() if s.suite == "reward"}
-    prompts = {g.sample_id: g.request["messages"][-1]["content"] for g in gens}
-    outputs = {g.sample_id: g.outputs for g in gens}
-    rewards = {pid: s.data.get("rewards", []) for pid, s in samples.items()}
+    names = sorted({g.checkpoint for g in gens})
+    if checkpoint is None and len(names) > 1:
+        raise InputError(f"the run has several checkpoints ({', '.join(names)}): name the one to sample pairs from",
+                         field="checkpoint")
+    checkpoint = checkpoint or (names[0] if names else None)
+    gens = [g for g in gens if g.checkpoint == checkpoint]
+    several = len({g.seed for g in gens}) > 1
+
+    def key(sample_id: str, seed: int) -> str:
+        return f"{sample_id}@{seed}" if several else sample_id
+
+    samples = {key(s.sample_id, s.seed): s for s in run.samples() if s.suite == "reward" and s.checkpoint == checkpoint}
+    # A completion-style prompt set (imdb) stores the raw opening; a chat one its user turn.
+    prompts = {key(g.sample_id, g.seed): g.request["prompt"] if "prompt" in g.request
+               else g.request["messages"][-1]["content"] for g in gens}
+    outputs = {key(g.sample_id, g.seed): g.outputs for g in gens}
+    rewards = {k: s.data.get("rewards", []) for k, s in samples.items()}
     return best_worst_pairs(prompts, outputs, rewards, margin)
+
+
+def pairs_file_from_run(run: str | Path, out: str | Path, *, margin: float = 0.2, checkpoint: str | None = None,
+                        results: str | Path = "results") -> Path:
+    """The best-vs-worst pairs of a finished reward-suite run (a run directory or id), as a training file.
+
+    The README's IMDB recipe calls it on its own sampling run:
+    `python -c "from evalbench.demo import pairs_file_from_run as p; p('imdb-pairs', 'imdb_pairs.jsonl')"`.
+    """
+    from evalbench.store import ResultsStore
+
+    rows = pairs_from_run(ResultsStore(results).open(run), margin, checkpoint)
+    return write_pairs(rows, Path(out))
 
 
 def write_pairs(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -196,49 +209,3 @@ def side_by_side_text(run, checkpoints: Sequence[str], prompts: int = 2, max_cha
     sbs = side_by_side(run.generations(), run.samples(), suite="reward", checkpoints=list(checkpoints),
                        prompts=prompts, disagree=True)
     return to_text(sbs, max_chars=max_chars)
-
-
-def run(args: argparse.Namespace) -> int:
-    import time
-
-    from evalbench.aggregate.summarize import load_runs
-    from evalbench.api import run as run_spec
-    from evalbench.models.tiny import ensure_tiny_model
-    from evalbench.report.report import build_report
-    from evalbench.cli.run import compare_and_export
-
-    started = time.monotonic()
-    print("evalbench demo: the IMDB-style DPO experiment on the tiny local model, on CPU", flush=True)
-    base = ensure_tiny_model()
-    results = args.results
-    demo_root = results / "demo"
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
-
-    pairs, n_prompts = sample_pairs(base, demo_root, results)
-    n_pairs = sum(1 for _ in pairs.open(encoding="utf-8"))
-    print(f"{'pairs:':<20}{pairs} ({n_pairs} of {n_prompts} prompts: VADER gap > {TRAIN['pair_margin']})",
-          flush=True)
-    train_adapters(demo_root / "adapters", base, methods, seeds, pairs)
-
-    spec = eval_spec(base, demo_root, results, args.limit, judged=not args.no_judged)
-    handle = run_spec(spec)
-    print(f"run {handle.run_id}: {handle.path}\n", flush=True)
-    if not args.no_judged:
-        print(f"note: {NOT_MEANINGFUL}\n")
-    compare_and_export(handle, spec)
-    runs = load_runs([handle.path], with_samples=True)
-    report = build_report(runs, demo_root / "report", baseline=spec.baseline, frontier_diversity="distinct_1")
-    frontier = next((p for p in report.images if p.name.startswith("frontier_")), None)
-    print(f"{'report:':<20}{report.markdown}")
-    if frontier is not None:
-        print(f"{'frontier plot:':<20}{frontier}")
-    shown = ["tiny", *[f"{m}-seed{seeds[0]}" for m in methods]]
-    print(f"\nside by side (evalbench show {handle.path} --suite reward --disagree "
-          f"--checkpoints {','.join(shown)}):")
-    print(side_by_side_text(handle, shown))
-    if not args.no_judged:
-        print(f"note: {NOT_MEANINGFUL}")
-    print(f"demo finished in {time.monotonic() - started:.0f} s\n")
-    print(REAL_MODELS)
-    return 0

@@ -92,3 +92,44 @@ def test_pairs_jsonl_rows_are_json_lines(tmp_path):
     rows = [{"id": "a", "prompt": "p", "chosen": "c", "rejected": "r", "reward_chosen": 1.0, "reward_rejected": 0.0}]
     path = demo.write_pairs(rows, tmp_path / "sub" / "pairs.jsonl")
     assert [json.loads(line) for line in Path(path).read_text().splitlines()] == rows
+
+
+class _Run:
+    """The two readers pairs_from_run uses, over fixed records."""
+
+    def __init__(self, gens, samples):
+        self._gens, self._samples = gens, samples
+
+    def generations(self):
+        return self._gens
+
+    def samples(self):
+        return self._samples
+
+
+def _records(checkpoint: str, seed: int, sample_id: str, request: dict, outputs: list[str], rewards: list[float]):
+    from evalbench.store import GenerationRecord, SampleRecord
+
+    gen = GenerationRecord(suite="reward", checkpoint=checkpoint, seed=seed, sample_id=sample_id, request=request,
+                           sampling={}, outputs=outputs)
+    sample = SampleRecord(suite="reward", checkpoint=checkpoint, seed=seed, sample_id=sample_id, scores={},
+                          data={"rewards": rewards})
+    return gen, sample
+
+
+def test_pairs_from_run_reads_chat_and_completion_prompts_of_one_checkpoint():
+    from evalbench.errors import InputError
+
+    g1, s1 = _records("tiny", 0, "a", {"messages": [{"role": "user", "content": "Tell me"}]}, ["ok", "bad"], [0.5, -0.5])
+    g2, s2 = _records("tiny", 0, "b", {"prompt": "The movie was"}, [" great", " dull"], [0.9, 0.0])
+    g3, s3 = _records("dpo-seed0", 0, "a", g1.request, ["x", "y"], [1.0, -1.0])
+    run = _Run([g1, g2, g3], [s1, s2, s3])
+    with pytest.raises(InputError, match="several checkpoints"):
+        demo.pairs_from_run(run, 0.2)
+    rows = demo.pairs_from_run(run, 0.2, checkpoint="tiny")
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in rows] == [("Tell me", "ok", "bad"),
+                                                                         ("The movie was", " great", " dull")]
+    # several generation seeds: every (seed, prompt) is a group of its own
+    g4, s4 = _records("tiny", 1, "a", g1.request, ["fine", "awful"], [0.4, -0.4])
+    rows = demo.pairs_from_run(_Run([g1, g4], [s1, s4]), 0.2)
+    assert [r["id"] for r in rows] == ["a@0", "a@1"]
