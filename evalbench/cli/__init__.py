@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "runs": "evalbench.cli.runs:add_command",
     "score": "evalbench.cli.score:add_command",
     "reward": "evalbench.cli.train:add_reward_command",
-    "demo": "evalbench.demo:add_command",
+    "demo": "evalbench.cli.demo:add_command",
 }
 
 

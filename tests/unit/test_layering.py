@@ -49,9 +49,9 @@ def module_files() -> dict[str, Path]:
 
 
 def is_cli_module(name: str) -> bool:
-    """Command modules: argv in, printed output and exit codes out (`evalbench demo` is one)."""
+    """Command modules: argv in, printed output and exit codes out; all of them live in evalbench.cli."""
     last = name.rsplit(".", 1)[-1]
-    return (name == "evalbench.cli" or name.startswith("evalbench.cli.") or last in ("cli", "__main__", "demo")
+    return (name == "evalbench.cli" or name.startswith("evalbench.cli.") or last in ("cli", "__main__")
             or last.endswith("_cli") or last.startswith("cli_"))
 
 
@@ -240,3 +240,9 @@ def private_uses() -> set[str]:
 
 def test_no_private_name_crosses_a_module_boundary():
     assert sorted(private_uses() - KNOWN_PRIVATE_USES) == []
+
+
+def test_every_command_module_is_in_the_cli_package():
+    strays = sorted(m for m in import_graph() if is_cli_module(m)
+                    and not (m == "evalbench.cli" or m.startswith("evalbench.cli.") or m == "evalbench.__main__"))
+    assert strays == []
