@@ -122,6 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: at 32+ concurrent clients the kernel drops connection
+    # attempts and each one waits a ~1 s SYN retransmit, so the stub, not the client, set the pace.
+    request_queue_size = 1024
 
     def __init__(self, addr, state: StubState, models: tuple[str, ...]):
         super().__init__(addr, _Handler)
