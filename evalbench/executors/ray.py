@@ -113,6 +113,51 @@ def chunk_size(n: int, engines: int, max_chunk: int = MAX_CHUNK) -> int:
 
 # -- the worker ---------------------------------------------------------------------------------
 
+# Watches the actor's process; when it is gone (killed: no cleanup ran), kills the engine's process
+# groups. vLLM's engine core outlives its parent (docs/cpu-notes.md), and Ray kills only the actor.
+_REAPER = """
+import os, signal, sys, time
+owner, groups = int(sys.argv[1]), [int(g) for g in sys.argv[2:]]
+while True:
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+"""
+
+
+def descendant_groups(pid: int) -> set[int]:
+    """Process groups of `pid`'s descendants other than its own (Linux /proc; empty elsewhere)."""
+    parent_of: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state ppid pgrp ...
+        except (OSError, IndexError):
+            continue
+        parent_of[int(stat.parent.name)] = (int(fields[1]), int(fields[2]))
+    own_group = parent_of.get(pid, (0, os.getpgid(pid)))[1]
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (ppid, _) in parent_of.items() if ppid in frontier}
+        found |= frontier
+    return {parent_of[c][1] for c in found if c in parent_of} - {own_group}
+
+
+def start_reaper(owner: int, groups: set[int]) -> None:
+    if groups:
+        import subprocess
+        import sys
+
+        subprocess.Popen([sys.executable, "-c", _REAPER, str(owner), *map(str, sorted(groups))],
+                         start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+
 
 class EngineWorker:
     """One engine (an `evalbench.backends` provider) in a Ray actor; the driver calls `generate`."""
@@ -125,6 +170,8 @@ class EngineWorker:
         self._stack = contextlib.ExitStack()
         self.engine = self._stack.enter_context(open_backend(backend_name, BackendRequest(model, adapters, log_dir)))
         self.engine_starts = 1
+        self.engine_groups = sorted(descendant_groups(os.getpid()))
+        start_reaper(os.getpid(), set(self.engine_groups))
         self._backends: dict[str, Any] = {}
         # The in-process engine talks to its vLLM child over one pipe: one batch at a time.
         self._serial = threading.Lock() if backend_name == "vllm-inprocess" else None
@@ -135,7 +182,7 @@ class EngineWorker:
         ctx = ray.get_runtime_context()
         return {"names": list(self.engine.names), "served_name": self.engine.served_name, "pid": os.getpid(),
                 "node": ctx.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()],
-                "engine_starts": self.engine_starts}
+                "engine_starts": self.engine_starts, "engine_groups": self.engine_groups}
 
     def _backend(self, name: str) -> Any:
         if name not in self._backends:
