@@ -7,16 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from evalbench.cli.options import add_results_option, add_stats_options, split_list
+
 FORMATS = ("text", "markdown", "html", "csv", "json", "latex")
 _SUFFIX_FORMAT = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".csv": "csv",
                   ".json": "json", ".txt": "text", ".tex": "latex"}
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    """`--metrics a,b c` -> [a, b, c]."""
-    if not values:
-        return None
-    return [v for item in values for v in item.split(",") if v]
 
 
 def add_compare(subparsers) -> None:
@@ -26,24 +21,11 @@ def add_compare(subparsers) -> None:
                     "marked when the corrected p-value is below alpha (underlined in Markdown/HTML, bold with "
                     "an asterisk in the terminal).")
     p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
-    p.add_argument("--baseline", help="baseline checkpoint group (default: the first one)")
-    p.add_argument("--metrics", nargs="+", metavar="METRIC",
-                   help="metrics to show: NAME or SUITE:NAME, shell patterns allowed, comma-separated or repeated "
-                        "(default: every quality metric, no counts or category/ breakdowns)")
-    p.add_argument("--test", default="auto", help="deciding test: auto (= hierarchical: training seeds and "
-                   "prompts, exact sign flip for few prompts; Welch on model means without per-sample scores), "
-                   "hierarchical, bootstrap, permutation, sign, wilcoxon, welch (default: auto)")
-    p.add_argument("--correction", default="holm", help="multiple-comparison correction for the marks: "
-                   "holm, bh, bonferroni, none (default: holm; Holm and BH are always reported). The family is "
-                   "every group x default metric, also when --metrics shows fewer")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
-    p.add_argument("--conf", type=float, default=0.95, help="interval coverage (default: 0.95)")
-    p.add_argument("--iters", type=int, default=10_000, help="bootstrap resamples / sign flips (default: 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the resampling tests (default: 0)")
+    add_stats_options(p, baseline_help="baseline checkpoint group (default: the first one)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --out's suffix, else text)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.add_argument("--digits", type=int, default=2, help="decimals shown (default: 2)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
+    add_results_option(p)
     p.set_defaults(func=run_compare)
 
 
@@ -53,7 +35,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from evalbench.io import write_text_atomic
 
     runs = load_runs(args.runs, results_root=args.results)
-    comp = compare_runs(runs, baseline=args.baseline, metrics=_split(args.metrics), test=args.test,
+    comp = compare_runs(runs, baseline=args.baseline, metrics=split_list(args.metrics), test=args.test,
                         correction=args.correction, alpha=args.alpha, conf=args.conf, iters=args.iters,
                         seed=args.seed)
     fmt = args.format or (_SUFFIX_FORMAT.get(args.out.suffix.lower(), "markdown") if args.out else "text")
@@ -86,7 +68,7 @@ def add_gate(subparsers) -> None:
     p.add_argument("--summary-md", type=Path, help="write the Markdown summary here (also appended to "
                    "$GITHUB_STEP_SUMMARY when that is set)")
     p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
+    add_results_option(p)
     p.set_defaults(func=run_gate)
 
 

@@ -7,7 +7,8 @@ this module parses the options, sequences the steps and prints.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from evalbench.cli.options import add_results_option
 
 
 def add_command(subparsers) -> None:
@@ -16,7 +17,7 @@ def add_command(subparsers) -> None:
 
     parser = subparsers.add_parser("demo", help="the IMDB-style DPO experiment end to end on the tiny local model "
                                                 "(CPU)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    add_results_option(parser)
     parser.add_argument("--limit", type=positive_int,
                         help="AlpacaEval / MT-bench items (default: the recipe's 8 / 8; the reward suite always "
                              "uses its 64 prompts)")

@@ -7,11 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v for item in values for v in item.split(",") if v]
+from evalbench.cli.options import add_results_option, add_stats_options, split_list
 
 
 def add_export(subparsers) -> None:
@@ -28,16 +24,12 @@ def add_export(subparsers) -> None:
     p.add_argument("--format", choices=("csv", "latex"), default=None,
                    help="csv, or latex (a booktabs table of mean (std)); default: latex for an --out ending in "
                         ".tex, else csv")
-    p.add_argument("--baseline", help="checkpoint group to test every group against (default: no tests)")
-    p.add_argument("--metrics", nargs="+", metavar="METRIC", help="metric selectors as in `evalbench compare`")
-    p.add_argument("--correction", default="holm", help="holm, bh, bonferroni, none (default: holm)")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--iters", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
-    p.add_argument("--seed", type=int, default=0)
+    add_stats_options(p, baseline_help="checkpoint group to test every group against (default: no tests)",
+                      test=False, conf=False)
     p.add_argument("--alpaca-out", type=Path, help="also write an AlpacaEval-compatible leaderboard CSV here")
     p.add_argument("--alpaca-mode", default="community", help="its `mode` column (default: community)")
     p.add_argument("--alpaca-merge", type=Path, help="merge into this published AlpacaEval leaderboard CSV")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    add_results_option(p)
     p.set_defaults(func=run_export)
 
 
@@ -47,7 +39,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     targets = [*args.runs_pos, *args.runs] or [args.results]
     runs = load_runs(targets, results_root=args.results)
-    paths = export_leaderboard(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics),
+    paths = export_leaderboard(runs, args.out, baseline=args.baseline, metrics=split_list(args.metrics),
                                correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
                                alpaca_out=args.alpaca_out, alpaca_mode=args.alpaca_mode,
                                alpaca_merge=args.alpaca_merge, fmt=args.format)
@@ -60,13 +52,7 @@ def add_report(subparsers) -> None:
     p = subparsers.add_parser("report", help="Markdown + HTML report with plots for one or more runs")
     p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--baseline", help="baseline checkpoint group (default: the first one)")
-    p.add_argument("--metrics", nargs="+", metavar="METRIC", help="metric selectors as in `evalbench compare`")
-    p.add_argument("--test", default="auto")
-    p.add_argument("--correction", default="holm")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--iters", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=0)
+    add_stats_options(p, baseline_help="baseline checkpoint group (default: the first one)", conf=False)
     p.add_argument("--title", default="evalbench report")
     p.add_argument("--format", dest="formats", action="append", choices=("png", "pdf", "svg"), default=None,
                    help="also write every plot in this format, for papers (repeatable; PNG is always written "
@@ -77,7 +63,7 @@ def add_report(subparsers) -> None:
                         "distinct_2, distinct_1 the runs have; the reward suite's own before the diversity suite's)")
     p.add_argument("--side-by-side", type=int, default=3, metavar="N",
                    help="prompts per suite shown side by side across checkpoints (default 3; 0: none)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
+    add_results_option(p)
     p.set_defaults(func=run_report)
 
 
@@ -86,7 +72,7 @@ def run_report(args: argparse.Namespace) -> int:
     from evalbench.report.report import build_report
 
     runs = load_runs(args.runs, results_root=args.results)
-    files = build_report(runs, args.out, baseline=args.baseline, metrics=_split(args.metrics), test=args.test,
+    files = build_report(runs, args.out, baseline=args.baseline, metrics=split_list(args.metrics), test=args.test,
                          correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
                          title=args.title, formats=["png", *(args.formats or [])],
                          frontier_diversity=args.frontier_diversity, side_by_side_prompts=args.side_by_side)

@@ -169,10 +169,9 @@ def _fmt(x: Any) -> str:
 def _judge_command(args: argparse.Namespace) -> int:
     """`evalbench mtbench judge` is `evalbench run --suite mtbench` over the replay backend."""
     from evalbench.api import run as run_spec
-    from evalbench.failures import enforce_failure_policy
-    from evalbench.cli.run import enforce_failures
-
     from evalbench.cli.options import judge_spec
+    from evalbench.cli.run import enforce_failures
+    from evalbench.failures import enforce_failure_policy
 
     judge_fields = judge_spec(args, command="mtbench judge").model_dump(mode="json", exclude_unset=True)
     if judge_fields.get("endpoint"):

@@ -16,6 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from evalbench.cli.options import add_results_option
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,7 @@ def add_command(subparsers) -> None:
                    help="evaluate adapters as merged copies (auto on the vLLM CPU build) or as LoRA")
     p.add_argument("--report-subtasks", action="store_true", help="summarise every member task of a group")
     p.add_argument("--seed", type=int, action="append", help="evalbench seed(s) the records are filed under (default 0)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    add_results_option(p)
     p.add_argument("--run-id", help="run id (default: derived from the spec, so a rerun resumes)")
     p.set_defaults(func=run)
 

@@ -1,4 +1,12 @@
-"""The judge option group shared by every command that judges (`run`, `alpaca judge`, `mtbench judge`).
+"""Option groups shared by several commands: results dir, statistics, judge.
+
+Results dir (`add_results_option`): `--results DIR`, the results root that run ids are looked up
+under and runs are written to (default ./results, `evalbench.paths.results_dir`).
+
+Statistics (`add_stats_options`): `--baseline --metrics --test --correction --alpha --conf --iters
+--seed` of `compare`, `report` and `export`, with one meaning and one default everywhere.
+
+Judge (`add_judge_options`), for every command that judges (`run`, `alpaca judge`, `mtbench judge`):
 
     --judge SPEC                      vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same | fake
     --constrained-judge / --no-constrained-judge
@@ -13,11 +21,50 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
+
+from evalbench.paths import DEFAULT_RESULTS_DIR
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_judge_options", "judge_fields", "judge_spec"]
+__all__ = ["add_judge_options", "add_results_option", "add_stats_options", "judge_fields", "judge_spec",
+           "split_list"]
+
+
+def add_results_option(parser: argparse.ArgumentParser, *, default: Path | None = DEFAULT_RESULTS_DIR,
+                       help: str | None = None) -> None:
+    """`--results DIR`: the results root (run ids are looked up under it, runs are written to it)."""
+    parser.add_argument("--results", type=Path, default=default, metavar="DIR",
+                        help=help or f"results root; run ids are looked up under it (default: {DEFAULT_RESULTS_DIR})")
+
+
+def add_stats_options(parser: argparse.ArgumentParser, *, baseline_help: str, test: bool = True,
+                      conf: bool = True) -> None:
+    """The statistics options of `compare`, `report` and `export` (`test`, `conf`: offer those two)."""
+    parser.add_argument("--baseline", help=baseline_help)
+    parser.add_argument("--metrics", nargs="+", metavar="METRIC",
+                        help="metrics to show: NAME or SUITE:NAME, shell patterns allowed, comma-separated or "
+                             "repeated (default: every quality metric, no counts or category/ breakdowns)")
+    if test:
+        parser.add_argument("--test", default="auto", help="deciding test: auto (= hierarchical: training seeds "
+                            "and prompts, exact sign flip for few prompts; Welch on model means without per-sample "
+                            "scores), hierarchical, bootstrap, permutation, sign, wilcoxon, welch (default: auto)")
+    parser.add_argument("--correction", default="holm", help="multiple-comparison correction: holm, bh, "
+                        "bonferroni, none (default: holm; Holm and BH are always reported). The family is every "
+                        "group x default metric, also when --metrics shows fewer")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    if conf:
+        parser.add_argument("--conf", type=float, default=0.95, help="interval coverage (default: 0.95)")
+    parser.add_argument("--iters", type=int, default=10_000, help="bootstrap resamples / sign flips (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling tests (default: 0)")
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """`--metrics a,b c` -> [a, b, c]; None when not given."""
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
 
 
 def add_judge_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:

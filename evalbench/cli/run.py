@@ -109,8 +109,8 @@ def serving_fields(args: argparse.Namespace, recipe: dict[str, Any]) -> dict[str
 
 
 def spec_from_args(args: argparse.Namespace):
-    from evalbench.config import apply_overrides, load_yaml, parse_adapter_arg, validate_spec
     from evalbench.cli.options import judge_fields
+    from evalbench.config import apply_overrides, load_yaml, parse_adapter_arg, validate_spec
     from evalbench.runspec import RunSpec
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from evalbench.cli.options import add_results_option
 
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser("runs", help="list or show runs in the results store")
     parser.add_argument("action", choices=["ls", "show"])
     parser.add_argument("run", nargs="?", help="run id or directory (for show)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: results)")
+    add_results_option(parser)
     parser.set_defaults(func=run)
 
 

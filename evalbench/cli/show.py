@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from evalbench.cli.options import add_results_option
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--format", choices=("text", "markdown", "html"), default="text")
     p.add_argument("--max-chars", type=positive_int, default=600, help="cut each text to this length (default 600)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root for run ids (default: results)")
+    add_results_option(p)
     p.set_defaults(func=run_show)
 
 

@@ -75,3 +75,24 @@ def test_global_options_after_a_nested_command_and_their_defaults():
 def test_quiet_after_the_command_reaches_main(tmp_path, capsys):
     code = main(["serve", "--model", str(tmp_path / "nope"), "-q"])
     assert code == 2 and "model directory not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["compare", "r1"], ["report", "r1", "--out", "o"], ["export"]])
+def test_shared_stats_and_results_options_mean_the_same_everywhere(command):
+    from pathlib import Path
+
+    from evalbench.cli import build_parser
+    from evalbench.cli.options import split_list
+
+    args = build_parser().parse_args([*command, "--metrics", "a,b", "c", "--alpha", "0.01"])
+    assert split_list(args.metrics) == ["a", "b", "c"] and args.alpha == 0.01
+    assert (args.correction, args.iters, args.seed, args.results) == ("holm", 10_000, 0, Path("results"))
+
+
+def test_results_default_is_the_paths_default():
+    from evalbench.cli import build_parser
+    from evalbench.paths import DEFAULT_RESULTS_DIR
+
+    parser = build_parser()
+    for argv in (["compare", "r"], ["gate", "--baseline", "a", "--candidate", "b"], ["runs", "ls"], ["show", "r"]):
+        assert parser.parse_args(argv).results == DEFAULT_RESULTS_DIR

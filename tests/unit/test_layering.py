@@ -18,14 +18,10 @@ PACKAGE_DIR = Path(evalbench.__file__).parent
 FACADE = "evalbench"
 
 # Private names used across modules, to be made public or moved (each entry is a debt).
-# aggregate.compare uses two helpers of aggregate.stats (the statistics owners decide their names);
-# aggregate.cli's imports of compare's private renderers go with the CLI package (requirement 5).
+# aggregate.compare uses two helpers of aggregate.stats (the statistics owners decide their names).
 KNOWN_PRIVATE_USES: set[str] = {
     "evalbench.aggregate.compare -> evalbench.aggregate.stats._nanmean",
     "evalbench.aggregate.compare -> evalbench.aggregate.stats._stats",
-    "evalbench.cli.compare -> evalbench.aggregate.compare._legend",
-    "evalbench.cli.compare -> evalbench.aggregate.compare._notes",
-    "evalbench.cli.compare -> evalbench.aggregate.compare._test_lines",
 }
 
 # What the bottom layers may import from evalbench (besides the package's `__version__`).
