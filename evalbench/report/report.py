@@ -356,6 +356,22 @@ def _frontier_section(rs: ResultSet, out: Path, plot: _Plotter, diversity: str |
     return sec
 
 
+# Columns of a side-by-side table in the report; `evalbench show` lists every checkpoint.
+MAX_SIDE_BY_SIDE_COLUMNS = 6
+
+
+def representative_checkpoints(rs: ResultSet, run_id: str, suite: str, available: set[str],
+                               limit: int = MAX_SIDE_BY_SIDE_COLUMNS) -> list[str]:
+    """One checkpoint per group (its first training seed by name), in the report's group order, at
+    most `limit`: several seeds of one method side by side say less than one of each method."""
+    by_group: dict[str, set[str]] = {}
+    for r in rs.rows:
+        if r["run_id"] == run_id and r["suite"] == suite and r["checkpoint"] in available:
+            by_group.setdefault(r["group"], set()).add(r["checkpoint"])
+    order = [g for g in rs.groups() if g in by_group] + [g for g in by_group if g not in rs.groups()]
+    return [min(by_group[g]) for g in dict.fromkeys(order)][:limit]
+
+
 def _side_by_side_section(rs: ResultSet, n_prompts: int) -> _Section | None:
     """A few prompts per run and suite, checkpoints side by side (those whose scores differ most)."""
     from evalbench.report.side_by_side import side_by_side
@@ -375,7 +391,10 @@ def _side_by_side_section(rs: ResultSet, n_prompts: int) -> _Section | None:
             continue
         samples = run.samples()
         for suite in dict.fromkeys(g.suite for g in gens):
-            sbs = side_by_side(gens, samples, suite=suite, prompts=n_prompts, disagree=True)
+            have = {g.checkpoint for g in gens if g.suite == suite}
+            shown = representative_checkpoints(rs, run.run_id, suite, have)
+            sbs = side_by_side(gens, samples, suite=suite, checkpoints=shown or None, prompts=n_prompts,
+                               disagree=True)
             if not sbs.rows:
                 continue
             heading = f"{run.run_id} / {suite}" if len(rs.runs) > 1 else suite
@@ -383,10 +402,11 @@ def _side_by_side_section(rs: ResultSet, n_prompts: int) -> _Section | None:
             ht += [f"<h3>{html.escape(heading)}</h3>", sbs_html(sbs, max_chars=800)]
     if not md:
         return None
-    sec.md = ("_Prompts where the checkpoints' scores differ most; the full table: `evalbench show RUN`._\n\n"
+    sec.md = ("_One checkpoint per group; prompts where their scores differ most; every checkpoint: "
+              "`evalbench show RUN`._\n\n"
               + "\n".join(md))
-    sec.html = ("<p><em>Prompts where the checkpoints' scores differ most; the full table: <code>evalbench show RUN"
-                "</code>.</em></p>" + "\n".join(ht))
+    sec.html = ("<p><em>One checkpoint per group; prompts where their scores differ most; every checkpoint: "
+                "<code>evalbench show RUN</code>.</em></p>" + "\n".join(ht))
     return sec
 
 

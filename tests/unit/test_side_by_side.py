@@ -205,3 +205,5 @@ def test_report_has_the_frontier_and_a_side_by_side(reward_run, tmp_path):
     assert "## Reward vs diversity" in md and "## Side-by-side outputs (sample)" in md
     page = files.html.read_text()
     assert "class=\"side-by-side\"" in page and SCRIPTS["dpo-s0"][0].strip() in page
+    # one checkpoint per group in the report's table
+    assert "| base | dpo-s0 | ipo-s0 |" in md and "dpo-s1" not in md.split("## Side-by-side")[1]
