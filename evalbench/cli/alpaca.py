@@ -71,7 +71,7 @@ def add_command(subparsers) -> None:
 def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained: bool | None = None,
                  judge_prompt: str | Path | None = None, max_output_chars: int | None = None, order_seed: int = 0,
                  eval_set: str | Path | None = None, results: str | Path = "results",
-                 cache_path: str | Path | None = None):
+                 cache_path: str | Path | None = None, judge_repeats: int | None = None):
     """The RunSpec that judges one model_outputs.json: suite alpaca over the replay backend.
 
     The file's generator is the checkpoint; its rows are matched to the eval set by instruction
@@ -95,7 +95,8 @@ def outputs_spec(outputs_path: str | Path, *, judge: dict[str, Any], constrained
                          field="generator")
     options: dict[str, Any] = {"eval_set": str(eval_set) if eval_set else None,
                                "judge_prompt": str(judge_prompt) if judge_prompt else None,
-                               "judge_max_output_chars": max_output_chars, "judge_order_seed": order_seed}
+                               "judge_max_output_chars": max_output_chars, "judge_order_seed": order_seed,
+                               "judge_repeats": judge_repeats}
     options = {k: v for k, v in options.items() if v is not None}
     suite = AlpacaEval2(AlpacaOptions(**options))
     data = suite.eval_set()
@@ -127,7 +128,7 @@ def judge_file(outputs_path: str | Path, *, judge: dict[str, Any] | None = None,
                max_output_chars: int | None = None, order_seed: int = 0, eval_set: str | Path | None = None,
                concurrency: int = 8, cache_path: str | Path | None = None, use_cache: bool = True,
                timeout_s: float = 120.0, max_retries: int = 6, results: str | Path | None = None,
-               run_id: str | None = None) -> dict[str, Any]:
+               run_id: str | None = None, judge_repeats: int | None = None) -> dict[str, Any]:
     """Judge one model_outputs.json as a standard run; returns the metrics row.
 
     The run (results/runs/<id>/) is what compare / gate / export / report read; for alpaca_eval's
@@ -164,7 +165,8 @@ def judge_file(outputs_path: str | Path, *, judge: dict[str, Any] | None = None,
     judge["concurrency"] = concurrency  # also a vllm: judge's requests in flight
     spec = outputs_spec(outputs_path, judge=judge, constrained=constrained, judge_prompt=judge_prompt,
                         max_output_chars=max_output_chars, order_seed=order_seed, eval_set=eval_set,
-                        results=results if results is not None else out_dir, cache_path=cache_path)
+                        results=results if results is not None else out_dir, cache_path=cache_path,
+                        judge_repeats=judge_repeats)
     handle = run_spec(spec, run_id=run_id, use_cache=use_cache)
     (row,) = [r for r in handle.summary()["results"] if r["suite"] == "alpaca"]
     generator = row["checkpoint"]
@@ -203,7 +205,8 @@ def run_judge(args: argparse.Namespace) -> int:
                      judge_prompt=args.judge_prompt, max_output_chars=args.max_output_chars,
                      order_seed=args.order_seed, eval_set=args.eval_set, concurrency=args.concurrency,
                      cache_path=args.cache, use_cache=not args.no_cache, timeout_s=args.timeout,
-                     max_retries=args.max_retries, results=args.results, run_id=args.run_id)
+                     max_retries=args.max_retries, results=args.results, run_id=args.run_id,
+                     judge_repeats=args.judge_repeats)
     if args.as_json:
         sys.stdout.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2) + "\n")
     else:

@@ -179,7 +179,7 @@ def _judge_command(args: argparse.Namespace) -> int:
     judge_fields["concurrency"] = args.max_concurrency  # also a vllm: judge's requests in flight
     options: dict[str, Any] = {"question_ids": args.question_ids, "questions_file": args.questions,
                                "reference_file": args.reference_answers, "judge_prompts_file": args.judge_prompts,
-                               "judge_max_tokens": args.judge_max_tokens}
+                               "judge_max_tokens": args.judge_max_tokens, "judge_repeats": args.judge_repeats}
     options = {k: v for k, v in options.items() if v is not None}
     spec = answer_files_spec(args.answers, judge=judge_fields, mode=args.mode, baseline=args.baseline,
                              options=options, limit=args.limit, results=args.out,

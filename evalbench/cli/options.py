@@ -11,6 +11,8 @@ Judge (`add_judge_options`), for every command that judges (`run`, `alpaca judge
     --judge SPEC                      vllm:MODEL | openai:MODEL | url=URL,model=NAME[,key_env=VAR] | same | fake
     --constrained-judge / --no-constrained-judge
                                       default: on for judges evalbench serves (same, vllm), off for endpoints
+    --judge-repeats K                 judge every output K times (judge noise; default 1); the suite
+                                      option judge_repeats of alpaca and mtbench (`judge_repeat_options`)
 
 There is no default judge: a command that judges needs `--judge` (or the recipe's `judge.kind`).
 The options of before (`--judge-url/--judge-model/--judge-key-env`, `--constrained`,
@@ -28,8 +30,8 @@ from evalbench.paths import DEFAULT_RESULTS_DIR
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_judge_options", "add_results_option", "add_stats_options", "judge_fields", "judge_spec",
-           "split_list"]
+__all__ = ["add_judge_options", "add_results_option", "add_stats_options", "judge_fields", "judge_repeat_options",
+           "judge_spec", "split_list"]
 
 
 def add_results_option(parser: argparse.ArgumentParser, *, default: Path | None = DEFAULT_RESULTS_DIR,
@@ -84,6 +86,33 @@ def add_judge_options(parser: argparse.ArgumentParser, *, required: bool = False
     parser.add_argument("--judge-key-env", help=hidden)
     parser.add_argument("--constrained", dest="constrained_legacy", action="store_true", help=hidden)
     parser.add_argument("--unconstrained-judge", dest="unconstrained_legacy", action="store_true", help=hidden)
+    from evalbench.cli.argtypes import positive_int
+    from evalbench.judge.repeats import REPEAT_TEMPERATURE
+
+    parser.add_argument("--judge-repeats", type=positive_int, metavar="K",
+                        help="judge every output K times to measure the judge's own noise (default 1). AlpacaEval "
+                             "shows each later repeat in the opposite order of the one before; MT-bench single "
+                             f"grading samples repeats 2..K at temperature {REPEAT_TEMPERATURE:g} (suite option "
+                             "judge_repeat_temperature), the first stays FastChat's temperature 0. Scores are the "
+                             "means; compare reports the judge variance component (docs/statistics.md)")
+
+
+def judge_repeat_options(args: argparse.Namespace, suites: list[str]) -> dict[str, dict[str, int]]:
+    """`{suite: {"judge_repeats": K}}` for the given suites that can re-judge ({} without --judge-repeats).
+
+    Raises InputError when K > 1 is asked for but none of `suites` judges repeatably.
+    """
+    from evalbench.errors import InputError
+    from evalbench.suites.base import SUITES
+
+    k = getattr(args, "judge_repeats", None)
+    if k is None:
+        return {}
+    able = [s for s in suites if s in SUITES.names() and "judge_repeats" in SUITES.get(s).Options.model_fields]
+    if k > 1 and not able:
+        raise InputError(f"--judge-repeats applies to suites that judge (alpaca, mtbench); the run has "
+                         f"{', '.join(suites) or 'none'}", field="--judge-repeats")
+    return {s: {"judge_repeats": k} for s in able}
 
 
 def judge_fields(args: argparse.Namespace) -> dict[str, Any]:

@@ -171,6 +171,11 @@ def spec_from_args(args: argparse.Namespace):
             data[key] = getattr(args, key)
     if args.results:
         data["results_dir"] = args.results
+    from evalbench.cli.options import judge_repeat_options
+
+    for name, opts in judge_repeat_options(args, list(data.get("suites") or [])).items():
+        data["suite_options"] = {**(data.get("suite_options") or {}),
+                                 name: {**((data.get("suite_options") or {}).get(name) or {}), **opts}}
     data = apply_overrides(data, args.set)
     if "suites" not in data:
         from evalbench.errors import InputError

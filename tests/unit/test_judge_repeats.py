@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -234,3 +235,44 @@ def test_report_has_a_compact_variance_components_table(tmp_path):
     sec = _variance_section(comp)
     assert "| group | training seed | generation | judge | prompt | residual |" in sec.md
     assert "<th>judge</th>" in sec.html
+# ----------------------------------------------------------------------------------- end to end
+
+def test_run_with_judge_repeats_then_compare_shows_a_judge_component(tmp_path, capsys, monkeypatch):
+    from evalbench.cli import main
+
+    monkeypatch.setenv("EVALBENCH_HOME", str(tmp_path / "home"))
+    res = tmp_path / "res"
+    assert main(["-q", "run", "--suite", "alpaca", "--model", "pol", "--set", "model.backend=fake",
+                 "--judge", "fake", "--judge-repeats", "2", "--seeds", "0,1", "--limit", "12",
+                 "--run-id", "rep", "--results", str(res)]) == 0
+    records = [json.loads(line) for line in (res / "runs" / "rep" / "samples.jsonl").read_text().splitlines()]
+    assert records and all(len(r["data"]["judge_repeats"]["win_rate"]) == 2 for r in records if not r["error"])
+    capsys.readouterr()
+    assert main(["-q", "compare", str(res / "runs" / "rep"), "--format", "json", "--iters", "200"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = [r for r in out["rows"] if r["metric"] == "win_rate"]
+    assert rows and all(r["var_judge"] is not None and r["var_judge"] > 0 for r in rows)
+
+
+def test_alpaca_judge_and_mtbench_judge_take_judge_repeats(tmp_path, data_dir, capsys, monkeypatch):
+    from evalbench.cli import main
+    from evalbench.suites.alpaca.data import load_eval_set
+
+    monkeypatch.setenv("EVALBENCH_HOME", str(tmp_path / "home"))
+    rows = [{"instruction": r.instruction, "output": f"answer {i}", "generator": "mine"}
+            for i, r in enumerate(load_eval_set()[:3])]
+    outputs = tmp_path / "model_outputs.json"
+    outputs.write_text(json.dumps(rows))
+    assert main(["-q", "alpaca", "judge", "--outputs", str(outputs), "--judge", "fake", "--judge-repeats", "2",
+                 "--out", str(tmp_path / "a"), "--run-id", "a", "--json"]) == 0
+    run = ResultsStore(tmp_path / "a").open("a")
+    assert all(len(s.data["judge_repeats"]["preference"]) == 2 for s in run.samples(suite="alpaca"))
+    answers = data_dir / "mt_bench" / "model_answer" / "alpaca-13b.jsonl"
+    assert main(["-q", "mtbench", "judge", "--answers", str(answers), "--judge", "fake", "--question-ids", "81",
+                 "--judge-repeats", "3", "--out", str(tmp_path / "m"), "--run-id", "m"]) == 0
+    run = ResultsStore(tmp_path / "m").open("m")
+    assert [len(s.data["judge_repeats"]["score"]) for s in run.samples(suite="mtbench")] == [3]
+    # a run without a judging suite refuses the option
+    assert main(["-q", "run", "--suite", "diversity", "--model", "pol", "--set", "model.backend=fake",
+                 "--judge-repeats", "2", "--results", str(tmp_path / "res")]) == 2
+    assert "--judge-repeats applies to suites that judge" in capsys.readouterr().err
