@@ -134,7 +134,7 @@ def sample_pairs(base: Path, demo_root: Path, results: Path) -> tuple[Path, int]
     spec_data["model"] = {**spec_data["model"], "base": str(base), "served_name": "tiny"}
     spec_data["results_dir"] = str(results)
     spec = validate_spec(RunSpec, spec_data, source="demo_pairs.yaml")
-    handle = run_spec(spec)
+    handle = finished_run(spec) or run_spec(spec)
     rows = pairs_from_run(handle, float(TRAIN["pair_margin"]))
     n_prompts = len({g.sample_id for g in handle.generations()})
     if not rows:
@@ -182,6 +182,31 @@ def train_adapters(root: Path, base: Path, methods: Sequence[str], seeds: Sequen
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+def finished_run(spec, inputs: Sequence[Path] = ()):
+    """The spec's run when it already finished successfully after every file in `inputs` last changed;
+    else None.
+
+    `api.run` would resume it without a model call anyway, but only after starting the vLLM engine;
+    skipping it makes a rerun of the demo take seconds. A retrained adapter (newer than the run)
+    sends the run back to `api.run`, whose cache keys hold the adapter's hash.
+    """
+    from evalbench.api import default_run_id
+    from evalbench.store import ResultsStore
+
+    store = ResultsStore(spec.results_dir)
+    path = store.runs_dir / default_run_id(spec)
+    if not (path / "run.json").exists():
+        return None
+    handle = store.open(path)
+    header = handle.header()
+    if header.get("status") != "success" or header.get("spec_hash") != spec.spec_hash():
+        return None
+    done = (path / "run.json").stat().st_mtime
+    if any(p.stat().st_mtime > done for p in inputs):
+        return None
+    return handle
 
 
 def eval_spec(base: Path, demo_root: Path, results: Path, limit: int | None, judged: bool):

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         REAL_MODELS,
         TRAIN,
         eval_spec,
+        finished_run,
         sample_pairs,
         side_by_side_text,
         train_adapters,
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from evalbench.report.report import build_report
 
     started = time.monotonic()
-    print("evalbench demo: the IMDB-style DPO experiment on the tiny local model, on CPU", flush=True)
+    print("== evalbench demo: the IMDB-style DPO experiment on the tiny local model, on CPU", flush=True)
     base = ensure_tiny_model()
     results = args.results
     demo_root = results / "demo"
@@ -60,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
     n_pairs = sum(1 for _ in pairs.open(encoding="utf-8"))
     print(f"{'pairs:':<20}{pairs} ({n_pairs} of {n_prompts} prompts: VADER gap > {TRAIN['pair_margin']})",
           flush=True)
-    train_adapters(demo_root / "adapters", base, methods, seeds, pairs)
+    adapters = train_adapters(demo_root / "adapters", base, methods, seeds, pairs)
 
     spec = eval_spec(base, demo_root, results, args.limit, judged=not args.no_judged)
-    handle = run_spec(spec)
+    # A finished evaluation is reused unless an adapter changed since (a rerun takes seconds).
+    handle = finished_run(spec, [f for a in adapters for f in a.glob("adapter_model.*")]) or run_spec(spec)
     print(f"run {handle.run_id}: {handle.path}\n", flush=True)
     if not args.no_judged:
         print(f"note: {NOT_MEANINGFUL}\n")
