@@ -8,6 +8,8 @@
     parsers.py      pure text parsers ([[N]], [[A]]/[[B]]/[[C]]), registry PARSERS
     logprob.py      AlpacaEval 2's log-prob weighted preference
     build.py        make_judge(JudgeSpec, backend): the run's Judge, built once by evalbench.api
+    repeats.py      judge repeats (--judge-repeats K): per-repeat judge seed, mean over repeats +
+                    data["judge_repeats"] for the judge variance component
 
 The --judge SPEC option group shared by run, alpaca judge and mtbench judge is in evalbench.cli.options.
 """
