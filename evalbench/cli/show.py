@@ -32,7 +32,11 @@ def add_command(subparsers) -> None:
     p.add_argument("--seed", type=int, help="generation seed (default: the smallest)")
     p.add_argument("--prompts", default="10", metavar="N|IDS",
                    help="how many prompts (N), or comma-separated sample ids (default: 10)")
-    p.add_argument("--checkpoints", metavar="A,B,...", help="checkpoints to show, in this order (default: all)")
+    p.add_argument("--checkpoints", metavar="A,B,...",
+                   help="checkpoints to show, in this order (default: all, sorted by name)")
+    p.add_argument("--samples", type=positive_int, default=1, metavar="N",
+                   help="show up to N of each cell's K samples (reward / diversity suites), each with its reward "
+                        "(default 1)")
     p.add_argument("--metric", help="the score shown per cell (default: the suite's headline: preference, "
                                     "grade, reward)")
     p.add_argument("--reference", action="store_true",
@@ -101,7 +105,8 @@ def run_show(args: argparse.Namespace) -> int:
         suite = args.suite or next((g.suite for g in gens), "")
         references = load_references(suite, sorted({g.sample_id for g in gens if g.suite == suite}))
     sbs = side_by_side(gens, samples, suite=args.suite, seed=args.seed, checkpoints=checkpoints, prompts=prompts,
-                       metric=args.metric, disagree=args.disagree, references=references)
+                       metric=args.metric, disagree=args.disagree, references=references,
+                       samples_per_cell=args.samples)
     render = {"text": lambda s: to_text(s, max_chars=args.max_chars),
               "markdown": lambda s: to_markdown(s, max_chars=args.max_chars),
               "html": lambda s: to_html(s, max_chars=args.max_chars, standalone=True)}

@@ -88,6 +88,15 @@ def _verdict(suite: str, metric: str, value: float | None, record: SampleRecord 
     return text
 
 
+def _numbered(outputs: Sequence[str], rewards: Sequence[float | None] | None) -> str:
+    """K samples as `[1] text (reward 0.41)` paragraphs."""
+    parts = []
+    for j, text in enumerate(outputs):
+        r = rewards[j] if rewards is not None and j < len(rewards) else None
+        parts.append(f"[{j + 1}] {text}" + (f" (reward {r:.3g})" if r is not None else ""))
+    return "\n\n".join(parts)
+
+
 def headline_metric(suite: str, samples: Sequence[SampleRecord]) -> str | None:
     """The metric a suite's cells show: the first of `HEADLINE[suite]` its records carry, else
     (a reward suite's own metric, or) the first numeric score key."""
@@ -110,7 +119,7 @@ def _order_key(sample_id: str) -> tuple:
 def side_by_side(generations: Sequence[GenerationRecord], samples: Sequence[SampleRecord], *,
                  suite: str | None = None, seed: int | None = None, checkpoints: Sequence[str] | None = None,
                  prompts: int | Sequence[str] | None = 10, metric: str | None = None, disagree: bool = False,
-                 references: Mapping[str, str] | None = None) -> SideBySide:
+                 references: Mapping[str, str] | None = None, samples_per_cell: int = 1) -> SideBySide:
     """Prompt x checkpoint cells of one suite and generation seed.
 
     Args:
@@ -124,6 +133,8 @@ def side_by_side(generations: Sequence[GenerationRecord], samples: Sequence[Samp
         disagree: pick (and order) prompts by the spread of the cells' scores, largest first;
             prompts with fewer than two scored cells come last.
         references: sample id -> the benchmark's reference answer (shown next to the outputs).
+        samples_per_cell: how many of a cell's K samples to show (reward / diversity suites sample K per
+            prompt); each is numbered and, in the reward suite, followed by its own reward.
 
     Raises:
         InputError: an unknown suite, seed, checkpoint or sample id (naming the known ones).
@@ -172,6 +183,8 @@ def side_by_side(generations: Sequence[GenerationRecord], samples: Sequence[Samp
             texts = [t.outputs[0] for _, t in sorted(turns.items()) if t.outputs]
             output = "\n\n".join(f"[turn {n}] {t}" for n, t in enumerate(texts, 1)) if len(texts) > 1 else \
                 (texts[0] if texts else None)
+            if samples_per_cell > 1 and len(turns) == 1 and len(first.outputs) > 1:
+                output = _numbered(first.outputs[:samples_per_cell], (rec.data.get("rewards") if rec is not None else None))
             value = rec.scores.get(metric) if rec is not None and metric else None
             value = None if value is None or not math.isfinite(value) else float(value)
             error = first.error or (rec.error if rec is not None else None)

@@ -75,6 +75,10 @@ def test_side_by_side_cells_carry_outputs_and_rewards(reward_run):
     # the prompt is the completion opening
     assert first.prompt == next(g for g in gens if g.sample_id == first.sample_id).request["prompt"]
 
+    several = side_by_side(gens, samples, prompts=1, samples_per_cell=2).rows[0].cells[sbs.checkpoints.index("dpo-s0")]
+    assert several.output == (f"[1] {SCRIPTS['dpo-s0'][0]} (reward {rec.data['rewards'][0]:.3g})\n\n"
+                              f"[2] {SCRIPTS['dpo-s0'][1]} (reward {rec.data['rewards'][1]:.3g})")
+
     picked = side_by_side(gens, samples, checkpoints=["ipo-s1", "base"], prompts=[first.sample_id], seed=1)
     assert picked.checkpoints == ("ipo-s1", "base") and [r.sample_id for r in picked.rows] == [first.sample_id]
     assert picked.seed == 1
@@ -127,6 +131,8 @@ def test_show_command_prints_text_markdown_and_html(reward_run, capsys, tmp_path
     out = capsys.readouterr().out
     assert out.startswith("reward, seed 0: 2 of 6 prompts x 5 checkpoints; cells show vader_compound")
     assert out.count("=== prompt ") == 2 and "--- dpo-s0: " in out
+    assert main(["show", str(reward_run.path), "--prompts", "1", "--samples", "3", "-q"]) == 0
+    assert "[3] " in capsys.readouterr().out
     ids = sorted({g.sample_id for g in reward_run.generations()})[:2]
     assert main(["show", "sbs", "--results", str(reward_run.path.parent.parent), "--format", "markdown",
                  "--checkpoints", "base,dpo-s1", "--prompts", ",".join(ids), "-q"]) == 0
