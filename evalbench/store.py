@@ -43,7 +43,9 @@ from evalbench.paths import results_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0"
+# Minor versions add or re-document fields and readers accept every 1.x; a major version is refused.
+# 1.1: one unit convention (docs/results-format.md, "Units"): MT-bench's pairwise rates in percent.
+SCHEMA_VERSION = "1.1"
 RunStatus = Literal["started", "success", "error", "interrupted"]
 
 

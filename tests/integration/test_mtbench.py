@@ -85,7 +85,7 @@ def test_tiny_policy_and_constrained_tiny_judge_then_rerun_is_free(vllm_server, 
     assert all(p.g1_winner is not None and p.g2_winner is not None for p in pairs)
     lora = metrics["lora_a"]
     assert lora["n_pairwise"] == 2 * len(PAIR_QIDS) and lora["n_pairwise_failed"] == 0
-    assert 0 <= lora["pairwise_win_rate"] <= 1 and "pairwise_win_rate" not in metrics["tiny"]
+    assert 0 <= lora["pairwise_win_rate"] <= 100 and "pairwise_win_rate" not in metrics["tiny"]
     assert (art / "radar.png").stat().st_size > 0
     assert run.summary()["results"]
 

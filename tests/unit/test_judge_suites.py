@@ -75,7 +75,7 @@ def test_mtbench_pairwise_with_a_fake_judge(tmp_path):
                                    baseline="pol_b"))
     run, final = _drive(tmp_path, suite, _checkpoints("pol_a", "pol_b"), judge)
     m = suite.summarize(final[("mtbench", "pol_a", 0)])
-    assert (m["pairwise_win_rate"], m["n_pairwise_wins"], m["n_pairwise_inconsistent"]) == (1.0, 8, 0)
+    assert (m["pairwise_win_rate"], m["n_pairwise_wins"], m["n_pairwise_inconsistent"]) == (100.0, 8, 0)
     # Both orders were asked: game 1 shows the candidate (model_1) first, game 2 second.
     assert [i.candidate_first for i in judge.compared] == [True, False] * 8
     rows = read_jsonl(run.artifacts / "mtbench" / "model_judgment" / "fake_pair.jsonl")

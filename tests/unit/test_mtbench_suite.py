@@ -237,11 +237,11 @@ def test_pairwise_inconsistent_verdicts_are_ties(tmp_path, stub):
     m = metrics[("pol_a", 0)]
     n = len(QIDS) * 2  # questions x turns
     assert (m["n_pairwise"], m["n_pairwise_ties"], m["n_pairwise_inconsistent"]) == (n, n, n)
-    assert m["pairwise_win_rate"] == 0.5 and m["pairwise_win_rate_strict"] == 0
+    assert m["pairwise_win_rate"] == 50.0 and m["pairwise_win_rate_strict"] == 0  # percent (suite v2)
     assert "pairwise_win_rate" not in metrics[("pol_b", 0)]  # the baseline is left out, as in FastChat
     # Pairwise scores are merged into the same per-question records, single scores kept.
     samples = {s.sample_id: s for s in run.samples(suite="mtbench", checkpoint="pol_a", seed=0)}
-    assert samples["82"].scores == {"score": 7.0, "turn_1": 8.0, "turn_2": 6.0, "pairwise_win_rate": 0.5}
+    assert samples["82"].scores == {"score": 7.0, "turn_1": 8.0, "turn_2": 6.0, "pairwise_win_rate": 50.0}
     assert samples["82"].data["pairwise"]["inconsistent"] == 2
     rows = read_jsonl(run.artifacts / "mtbench" / "model_judgment" / "judge_pair.jsonl")
     assert {(r["model_1"], r["model_2"], r["g1_winner"], r["g2_winner"]) for r in rows} == {
@@ -258,7 +258,7 @@ def test_pairwise_all_pairs_consistent_winner(tmp_path):
     with StubServer(models=("pol_a", "pol_b", "judge"), state=state) as stub:
         run, _, _, metrics = _pipeline(tmp_path, stub, Cache(tmp_path / "c.sqlite"), pairwise="all")
     a, b = metrics[("pol_a", 0)], metrics[("pol_b", 0)]
-    assert (a["pairwise_win_rate"], a["n_pairwise_wins"], a["n_pairwise_inconsistent"]) == (1.0, 8, 0)
+    assert (a["pairwise_win_rate"], a["n_pairwise_wins"], a["n_pairwise_inconsistent"]) == (100.0, 8, 0)
     assert (b["pairwise_win_rate"], b["n_pairwise_losses"]) == (0.0, 8)
     per_q = [s.scores["pairwise_win_rate"] for s in run.samples(suite="mtbench", checkpoint="pol_b", seed=0)]
     assert per_q == [0.0] * len(QIDS)  # mean of per-question scores = the win rate
@@ -275,7 +275,7 @@ def test_pairwise_unparsable_game_fails_the_row(tmp_path):
                                        pairwise="baseline", baseline="pol_b")
     a = metrics[("pol_a", 0)]
     # Question 81 (both turns mention Hawaii) fails; 3 questions x 2 turns are clean wins.
-    assert (a["n_pairwise_failed"], a["n_pairwise"], a["pairwise_win_rate"]) == (2, 6, 1.0)
+    assert (a["n_pairwise_failed"], a["n_pairwise"], a["pairwise_win_rate"]) == (2, 6, 100.0)
     s81 = next(s for s in run.samples(suite="mtbench", checkpoint="pol_a", seed=0) if s.sample_id == "81")
     assert s81.scores == {"pairwise_win_rate": None} and "no valid verdict" in s81.error
     rows = read_jsonl(run.artifacts / "mtbench" / "model_judgment" / "judge_pair.jsonl")
@@ -331,8 +331,8 @@ def test_summarize_is_pure_and_hand_checked():
     assert m["score"] == pytest.approx(17 / 3) and (m["turn_1"], m["turn_2"], m["n_failed"]) == (6, 5, 1)
     assert list(k for k in m if k.startswith("category/")) == ["category/writing", "category/roleplay"]
     assert m["category/roleplay"] == 4
-    # pairwise: 1 win, 1 loss, 1 tie -> (1 + 0.5) / 3 = 0.5; strict 1/3.
-    assert m["pairwise_win_rate"] == 0.5 and m["pairwise_win_rate_strict"] == pytest.approx(1 / 3)
+    # pairwise: 1 win, 1 loss, 1 tie -> 100 (1 + 0.5) / 3 = 50 %; strict 100/3 %.
+    assert m["pairwise_win_rate"] == 50.0 and m["pairwise_win_rate_strict"] == pytest.approx(100 / 3)
     assert (m["n_pairwise_failed"], m["n_pairwise_inconsistent"]) == (1, 1)
     assert MTBench.summarize_samples(samples) == m
     assert category_means(samples) == {"c": {"writing": 9.0, "roleplay": 4.0}}
@@ -481,7 +481,7 @@ def test_cli_pair_mode_with_baseline(tmp_path, judge_stub, data_dir, capsys):
     assert len(rows) == 2 * 2 * 2  # models x questions x turns
     results = {r["checkpoint"]: r["metrics"] for r in run.summary()["results"]}
     assert set(results) == {"alpaca-13b", "tulu-30b"}
-    assert all(m["pairwise_win_rate"] == 0.5 and m["n_pairwise_inconsistent"] == 4 for m in results.values())
+    assert all(m["pairwise_win_rate"] == 50.0 and m["n_pairwise_inconsistent"] == 4 for m in results.values())
     assert all("structured_outputs" in b for b in judge_stub.state.requests)
     assert "pairwise_win_rate" in capsys.readouterr().out
 
