@@ -39,7 +39,7 @@ COMMANDS: dict[str, str] = {
     "cache": "evalbench.cli.cache:add_command",
     "runs": "evalbench.cli.runs:add_command",
     "score": "evalbench.cli.score:add_command",
-    "reward": "evalbench.cli.train:add_reward_command",
+    "reward": "evalbench.cli.reward:add_command",
     "demo": "evalbench.cli.demo:add_command",
 }
 
