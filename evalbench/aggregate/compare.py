@@ -891,8 +891,8 @@ def print_comparison(comp: Comparison, digits: int = 2, file=None) -> None:
 
 
 def to_latex(comp: Comparison, digits: int = 2) -> str:
-    """A booktabs table for papers (`evalbench.report.latex`), significant cells `\\uline`d."""
-    from evalbench.report.latex import comparison_to_latex
+    """A booktabs table for papers (`evalbench.aggregate.latex`), significant cells `\\uline`d."""
+    from evalbench.aggregate.latex import comparison_to_latex
 
     return comparison_to_latex(comp, digits)
 

@@ -155,7 +155,7 @@ def export_leaderboard(runs: Sequence[RunData] | ResultSet, out: str | Path, *, 
     """Write the leaderboard CSV (and the AlpacaEval CSV when `alpaca_out` is given); returns the paths.
 
     `fmt` "latex" (or an `out` ending in .tex) writes a booktabs table of mean (std) per metric
-    instead of the CSV (`evalbench.report.latex`).
+    instead of the CSV (`evalbench.aggregate.latex`).
 
     Args:
         runs: loaded runs or a merged ResultSet.
@@ -168,7 +168,7 @@ def export_leaderboard(runs: Sequence[RunData] | ResultSet, out: str | Path, *, 
     columns, rows = leaderboard_rows(rs, baseline=baseline, metrics=metrics, correction=correction, alpha=alpha,
                                      iters=iters, seed=seed)
     if (fmt or ("latex" if Path(out).suffix.lower() == ".tex" else "csv")) == "latex":
-        from evalbench.report.latex import leaderboard_to_latex
+        from evalbench.aggregate.latex import leaderboard_to_latex
 
         metrics_shown = list(dict.fromkeys(c.rsplit(".", 1)[0] for c in columns if c.endswith(".mean")))
         write_text_atomic(out, leaderboard_to_latex(columns, rows, metrics_shown))

@@ -10,7 +10,7 @@ import pytest
 from evalbench.aggregate.compare import compare_runs
 from evalbench.aggregate.summarize import load_runs
 from evalbench.cli import main
-from evalbench.report.latex import comparison_to_latex, escape
+from evalbench.aggregate.latex import comparison_to_latex, escape
 from tests.unit.synth_runs import Unit, make_run, scores
 
 

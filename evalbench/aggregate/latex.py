@@ -1,5 +1,6 @@
 """LaTeX tables for papers: the WPO-style comparison (`compare --format latex`) and the leaderboard
-(`export --format latex`).
+(`export --format latex`). Renderers of the aggregate layer's tables, beside compare's Markdown
+and HTML ones, so the report layer imports them and never the other way round.
 
 Both use booktabs rules (`\\usepackage{booktabs}`; the comparison also needs `\\usepackage[normalem]{ulem}`
 for `\\uline`, which, unlike `\\underline`, breaks across lines and keeps the baseline). Cells are
