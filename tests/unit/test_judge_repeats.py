@@ -154,6 +154,12 @@ def test_mtbench_repeats_sample_the_judge_from_repeat_1_on(tmp_path):
     assert len(rows) == n
 
 
+def test_mtbench_repeats_apply_to_single_grading_only():
+    with pytest.raises(ValueError, match="judge_repeats re-judges single grading"):
+        MTBenchOptions(single=False, pairwise="all", judge_repeats=2)
+    assert MTBenchOptions(pairwise="all", judge_repeats=2).judge_repeats == 2
+
+
 # ------------------------------------------------------------------------------ variance components
 
 def _simulated_run(root, *, sd_seed=0.5, sd_gen=0.8, sd_judge=1.2, sd_prompt=1.0, sd_mp=0.5,

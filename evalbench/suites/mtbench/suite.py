@@ -112,6 +112,9 @@ class MTBenchOptions(Spec):
             raise ValueError("baseline / baseline_answers apply only to pairwise: baseline")
         if not self.single and self.pairwise == "none":
             raise ValueError("nothing to judge: single is false and pairwise is 'none'")
+        if self.judge_repeats > 1 and not self.single:
+            raise ValueError("judge_repeats re-judges single grading; pairwise judging already asks both "
+                             "orders and is not repeated")
         return self
 
 
