@@ -28,7 +28,10 @@ def _days(text: str) -> float:
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser("cache", help="inspect, verify, prune or clear the generation and judgment cache",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["stats", "path", "verify", "prune", "clear"])
+    parser.add_argument("action", choices=["stats", "path", "verify", "prune", "clear"],
+                        help="stats: entries and size (JSON); path: the cache file; verify: integrity and checksums "
+                             "(exit 1 when damaged); prune: delete corrupt (and with --older-than, old) entries; "
+                             "clear: delete the cache file (with --yes)")
     parser.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
     parser.add_argument("--older-than", type=_days, metavar="DAYS", help="prune: also delete entries older than this")
     parser.add_argument("--yes", action="store_true", help="clear: really delete the cache file")

@@ -24,7 +24,8 @@ def add_command(subparsers) -> None:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"training methods of demo_train.yaml (default: {','.join(METHODS)}; also: "
                              f"{','.join(m for m in TRAIN['methods'] if m not in METHODS)})")
-    parser.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)))
+    parser.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)),
+                        help=f"training seeds per method, comma-separated (default: {','.join(map(str, TRAIN_SEEDS))})")
     parser.add_argument("--no-judged", action="store_true",
                         help="leave out the AlpacaEval / MT-bench pipeline proofs (reward suite only)")
     parser.set_defaults(func=run)

@@ -53,7 +53,7 @@ def add_report(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     add_stats_options(p, baseline_help="baseline checkpoint group (default: the first one)", conf=False)
-    p.add_argument("--title", default="evalbench report")
+    p.add_argument("--title", default="evalbench report", help="title of the report (default: evalbench report)")
     p.add_argument("--format", dest="formats", action="append", choices=("png", "pdf", "svg"), default=None,
                    help="also write every plot in this format, for papers (repeatable; PNG is always written "
                         "and embedded in report.html)")

@@ -36,25 +36,31 @@ def add_command(subparsers) -> None:
     p.add_argument("--tasks", help="comma-separated lm-eval task or group names (default: the suite's)")
     p.add_argument("--limit", type=positive_int, help="documents per task, for quick runs")
     p.add_argument("--backend", choices=["inprocess", "server"], default="inprocess",
-                   help="lm-eval's vLLM model in process, or local-completions against a vLLM server")
+                   help="lm-eval's vLLM model in process, or local-completions against a vLLM server "
+                        "(default: inprocess)")
     p.add_argument("--base-url", help="server backend: an existing OpenAI-compatible endpoint (.../v1); "
                    "default: evalbench starts a vLLM server per checkpoint")
     p.add_argument("--served-model", help="with --base-url: the name the base model is served under")
     p.add_argument("--api", choices=["completions", "chat"], default="completions",
                    help="server backend: /v1/completions (every task) or /v1/chat/completions (generation tasks, "
-                        "with --apply-chat-template)")
+                        "with --apply-chat-template) (default: completions)")
     p.add_argument("--num-fewshot", action="append", default=[], metavar="TASK=N", help="few-shot override")
     p.add_argument("--apply-chat-template", action="store_true", help="render prompts with the model's chat template")
-    p.add_argument("--fewshot-as-multiturn", action="store_true")
+    p.add_argument("--fewshot-as-multiturn", action="store_true",
+                   help="with --apply-chat-template: give the few-shot examples as earlier chat turns (lm-eval's "
+                        "option; default: off, one user message)")
     p.add_argument("--data", choices=["auto", "offline", "online"], default="auto",
-                   help="offline: local files in the data dir; online: lm-eval's hub datasets")
+                   help="offline: local files in the data dir; online: lm-eval's hub datasets (default: auto, "
+                        "offline where evalbench has a local definition and a data dir is set, else online)")
     p.add_argument("--include-path", action="append", default=[], metavar="DIR", help="your own lm-eval task YAMLs")
-    p.add_argument("--dtype", default="auto")
+    p.add_argument("--dtype", default="auto", help="vLLM dtype of the model (default: auto, the model's own; "
+                   "CPU: float32 or bfloat16)")
     p.add_argument("--max-length", type=positive_int, help="context length in tokens (default: the model's)")
     p.add_argument("--batch-size", help="vLLM batch ('auto') or prompts per request (server)")
-    p.add_argument("--num-concurrent", type=positive_int, default=4, help="parallel requests to the server")
+    p.add_argument("--num-concurrent", type=positive_int, default=4, help="parallel requests to the server (default: 4)")
     p.add_argument("--lora", choices=["auto", "merge", "native"], default="auto",
-                   help="evaluate adapters as merged copies (auto on the vLLM CPU build) or as LoRA")
+                   help="evaluate adapters as merged copies or as LoRA (default: auto, merged on the vLLM CPU "
+                        "build, LoRA otherwise)")
     p.add_argument("--report-subtasks", action="store_true", help="summarise every member task of a group")
     p.add_argument("--seed", type=int, action="append", help="evalbench seed(s) the records are filed under (default 0)")
     add_results_option(p)

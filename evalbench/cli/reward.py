@@ -33,8 +33,9 @@ def add_command(subparsers) -> None:
                                                   "sequence-classification model with one label")
     s.add_argument("--data", required=True, type=Path, help="JSONL rows {prompt, response, ...}")
     s.add_argument("--out", type=Path, help="output JSONL (written atomically; default: stdout)")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    s.add_argument("--batch-size", type=int, default=8, help="rows per reward-model forward (default: 8)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the reward model runs (default: auto, CUDA when available)")
     s.add_argument("--skip-bad-rows", action="store_true",
                    help="write bad rows with reward null and an error instead of failing")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")

@@ -10,7 +10,7 @@ from evalbench.cli.options import add_results_option
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser("runs", help="list or show runs in the results store")
-    parser.add_argument("action", choices=["ls", "show"])
+    parser.add_argument("action", choices=["ls", "show"], help="ls: one line per run (id, status, kind, created); show: one run's header and summary (JSON)")
     parser.add_argument("run", nargs="?", help="run id or directory (for show)")
     add_results_option(parser)
     parser.set_defaults(func=run)

@@ -14,11 +14,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
                         help="a peft LoRA adapter served unmerged under NAME (repeatable)")
     parser.add_argument("--served-name", help="name of the base model on the endpoint (default: dir name)")
-    parser.add_argument("--dtype", default="auto", help="vLLM --dtype (CPU: float32 or bfloat16)")
-    parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="auto",
+                        help="vLLM --dtype (default: auto, the model's own; CPU: float32 or bfloat16)")
+    parser.add_argument("--max-model-len", type=int, default=2048, help="context length in tokens (default: 2048)")
+    parser.add_argument("--seed", type=int, default=0, help="vLLM --seed of the server's sampling (default: 0)")
     parser.add_argument("--kv-cache-gib", type=float, default=1.0,
-                        help="KV cache size on the CPU build (VLLM_CPU_KVCACHE_SPACE)")
+                        help="KV cache size on the CPU build (VLLM_CPU_KVCACHE_SPACE; default: 1.0)")
     parser.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                         help="extra argument passed to vLLM as is (repeatable)")
 
@@ -38,7 +39,7 @@ def add_command(subparsers) -> None:
                                    "(OpenAI-compatible, 127.0.0.1)")
     add_server_arguments(parser)
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--log-dir", default="results/serve", help="where the server log goes")
+    parser.add_argument("--log-dir", default="results/serve", help="where the server log goes (default: results/serve)")
     parser.set_defaults(func=run)
 
 

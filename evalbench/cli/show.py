@@ -43,7 +43,8 @@ def add_command(subparsers) -> None:
                    help="add the benchmark's reference answer (AlpacaEval, MT-bench) as a column")
     p.add_argument("--disagree", action="store_true",
                    help="pick the prompts whose checkpoint scores differ most (largest spread first)")
-    p.add_argument("--format", choices=("text", "markdown", "html"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "html"), default="text",
+                   help="output format (default: text)")
     p.add_argument("--max-chars", type=positive_int, default=600, help="cut each text to this length (default 600)")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     add_results_option(p)
