@@ -213,13 +213,13 @@ def enforce_failures(handle, max_failed: float) -> None:
 
 def compare_and_export(handle, spec) -> dict[str, Path]:
     """The end of every run: comparison against the baseline (terminal, Markdown, CSV) and leaderboards."""
-    from evalbench.aggregate.compare import compare_runs, to_text, write_comparison
+    from evalbench.aggregate.compare import compare_runs, print_comparison, write_comparison
     from evalbench.aggregate.summarize import load_runs
     from evalbench.report.export import export_leaderboard
 
     runs = load_runs([handle.path], with_samples=True)
     comparison = compare_runs(runs, baseline=spec.baseline)
-    print(to_text(comparison))
+    print_comparison(comparison)  # fitted to a terminal; plain (every digit) when piped
     results = Path(spec.results_dir)
     files = {"comparison": write_comparison(comparison, handle.path / "comparison.md"),
              "comparison_csv": write_comparison(comparison, handle.path / "comparison.csv"),
