@@ -106,7 +106,8 @@ REWARD_PROMPT_SETS: Registry[Any] = Registry("prompt set")
 REWARD_PROMPT_SETS.add("imdb", _packaged("imdb", "imdb_openings.jsonl", "completion"))
 REWARD_PROMPT_SETS.add("movie_chat", _packaged("movie_chat", "movie_chat.jsonl", "chat"))
 for _name in DIVERSITY_PROMPT_SETS.names():
-    REWARD_PROMPT_SETS.add(_name, _diversity_set(_name))
+    if _name not in REWARD_PROMPT_SETS:  # a set both suites name keeps its entry here (with its style)
+        REWARD_PROMPT_SETS.add(_name, _diversity_set(_name))
 
 
 def load_reward_prompts(source: str, style: PromptStyle | None = None) -> tuple[PromptSet, PromptStyle]:
