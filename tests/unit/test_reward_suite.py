@@ -376,3 +376,22 @@ def test_run_cli_end_to_end_with_the_fake_backend(tmp_path, capsys):
         "vader_compound", "distinct_1", "distinct_2", "entropy", "entropy_per_token"}
     header = json.loads((run_dir / "run.json").read_text())
     assert header["reward"]["scorer"]["source"] == "vader" and header["reward"]["prompt_style"] == "completion"
+
+
+def test_pid_from_an_embedder_on_the_same_samples(tmp_path):
+    vectors = {" great fun": [1.0, 0.0], " terrible and boring": [0.0, 1.0], " it was": [1.0, 1.0]}
+
+    class Embedder:  # hand-made vectors: cosines computed below
+        def encode(self, texts):
+            return np.asarray([vectors[t] for t in texts])
+
+        def provenance(self):
+            return {"name": "lookup", "content_hash": "0" * 64}
+
+    suite = RewardSuite(RewardOptions(prompts="movie_chat", n_prompts=2, k=4, embedder="lookup"), embedder=Embedder())
+    _, final = _drive(tmp_path, suite, _checkpoints("pol"))
+    rec = final[("reward", "pol", 0)][0]
+    # three non-empty samples: cos pairs 0, 1/sqrt2, 1/sqrt2 -> mean sqrt2/3
+    assert rec.scores["pid_similarity"] == pytest.approx(math.sqrt(2) / 3)
+    assert rec.scores["pid_diversity"] == pytest.approx(1 - math.sqrt(2) / 3)
+    assert suite.summarize(final[("reward", "pol", 0)])["pid_diversity"] == pytest.approx(1 - math.sqrt(2) / 3)
