@@ -33,7 +33,8 @@ def add_command(subparsers) -> None:
                              "(exit 1 when damaged); prune: delete corrupt (and with --older-than, old) entries; "
                              "clear: delete the cache file (with --yes)")
     parser.add_argument("--cache", type=Path, help="cache file (default: $EVALBENCH_HOME/cache.sqlite)")
-    parser.add_argument("--older-than", type=_days, metavar="DAYS", help="prune: also delete entries older than this")
+    parser.add_argument("--older-than", type=_days, metavar="DAYS", help="prune: also delete entries older than this "
+                        "(default: keep every intact entry)")
     parser.add_argument("--yes", action="store_true", help="clear: really delete the cache file")
     parser.set_defaults(func=run)
 

@@ -23,7 +23,7 @@ def add_compare(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
     add_stats_options(p, baseline_help="baseline checkpoint group (default: the first one)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --out's suffix, else text)")
-    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.add_argument("--digits", type=int, default=2, help="decimals shown (default: 2)")
     add_results_option(p)
     p.set_defaults(func=run_compare)
@@ -63,11 +63,13 @@ def add_gate(subparsers) -> None:
     p.add_argument("--rules", type=Path, help="rules YAML (default: the packaged evalbench/assets/gates/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a rules key, e.g. --set defaults.alpha=0.01 (repeatable)")
-    p.add_argument("--baseline-group", help="checkpoint group of the baseline run to compare")
-    p.add_argument("--candidate-group", help="checkpoint group of the candidate run to compare")
+    p.add_argument("--baseline-group", help="checkpoint group of the baseline run to compare "
+                   "(default: its only group, else every group both runs share)")
+    p.add_argument("--candidate-group", help="checkpoint group of the candidate run to compare "
+                   "(default: its only group, else every group both runs share)")
     p.add_argument("--summary-md", type=Path, help="write the Markdown summary here (also appended to "
-                   "$GITHUB_STEP_SUMMARY when that is set)")
-    p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+                   "$GITHUB_STEP_SUMMARY when that is set) (default: stdout only)")
+    p.add_argument("--junit", type=Path, help="write a JUnit XML report here (default: none)")
     add_results_option(p)
     p.set_defaults(func=run_gate)
 

@@ -26,9 +26,11 @@ def add_export(subparsers) -> None:
                         ".tex, else csv")
     add_stats_options(p, baseline_help="checkpoint group to test every group against (default: no tests)",
                       test=False, conf=False)
-    p.add_argument("--alpaca-out", type=Path, help="also write an AlpacaEval-compatible leaderboard CSV here")
+    p.add_argument("--alpaca-out", type=Path, help="also write an AlpacaEval-compatible leaderboard CSV here "
+                   "(default: none)")
     p.add_argument("--alpaca-mode", default="community", help="its `mode` column (default: community)")
-    p.add_argument("--alpaca-merge", type=Path, help="merge into this published AlpacaEval leaderboard CSV")
+    p.add_argument("--alpaca-merge", type=Path, help="merge into this published AlpacaEval leaderboard CSV "
+                   "(default: none)")
     add_results_option(p)
     p.set_defaults(func=run_export)
 
@@ -88,7 +90,8 @@ def add_analyze(subparsers) -> None:
                        description="Analyse JSONL rows {checkpoint, prompt, response, reward}.")
     r.add_argument("--scores", type=Path, required=True, help="JSONL written by `evalbench reward score`")
     r.add_argument("--json", action="store_true", help="print the full analysis as JSON")
-    r.add_argument("--out", type=Path, help="write rewards_analysis.{json,md} and plots into this directory")
+    r.add_argument("--out", type=Path, help="write rewards_analysis.{json,md} and plots into this directory "
+                   "(default: none; the result is printed either way)")
     r.add_argument("--top-k", type=int, default=10, help="TF-IDF keywords per checkpoint (default: 10)")
     r.set_defaults(func=run_analyze_rewards)
 

@@ -51,9 +51,9 @@ def add_command(subparsers) -> None:
                    help="pair mode: compare every model with this one (default: all pairs)")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help="results root (default: results)")
-    p.add_argument("--run-id", help="reuse a run id (resume)")
-    p.add_argument("--question-ids", type=int, nargs="+", metavar="ID", help="judge only these questions")
-    p.add_argument("--limit", type=positive_int, metavar="N", help="judge only the first N questions")
+    p.add_argument("--run-id", help="reuse a run id (resume) (default: derived from the spec, so a rerun resumes)")
+    p.add_argument("--question-ids", type=int, nargs="+", metavar="ID", help="judge only these questions (default: every question)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="judge only the first N questions (default: every question)")
     p.add_argument("--questions", metavar="FILE", help="question.jsonl (default: MT-bench's)")
     p.add_argument("--reference-answers", metavar="FILE",
                    help="reference answers (default: FastChat's GPT-4)")

@@ -34,13 +34,14 @@ def add_command(subparsers) -> None:
     p.add_argument("--suite", default="openllm", choices=["openllm", "openllm_v2"],
                    help="default task list: openllm (v1, six tasks) or openllm_v2 (lm-eval's leaderboard group)")
     p.add_argument("--tasks", help="comma-separated lm-eval task or group names (default: the suite's)")
-    p.add_argument("--limit", type=positive_int, help="documents per task, for quick runs")
+    p.add_argument("--limit", type=positive_int, help="documents per task, for quick runs (default: every document)")
     p.add_argument("--backend", choices=["inprocess", "server"], default="inprocess",
                    help="lm-eval's vLLM model in process, or local-completions against a vLLM server "
                         "(default: inprocess)")
     p.add_argument("--base-url", help="server backend: an existing OpenAI-compatible endpoint (.../v1); "
                    "default: evalbench starts a vLLM server per checkpoint")
-    p.add_argument("--served-model", help="with --base-url: the name the base model is served under")
+    p.add_argument("--served-model", help="with --base-url: the name the base model is served under "
+                   "(default: --model)")
     p.add_argument("--api", choices=["completions", "chat"], default="completions",
                    help="server backend: /v1/completions (every task) or /v1/chat/completions (generation tasks, "
                         "with --apply-chat-template) (default: completions)")
@@ -56,7 +57,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--dtype", default="auto", help="vLLM dtype of the model (default: auto, the model's own; "
                    "CPU: float32 or bfloat16)")
     p.add_argument("--max-length", type=positive_int, help="context length in tokens (default: the model's)")
-    p.add_argument("--batch-size", help="vLLM batch ('auto') or prompts per request (server)")
+    p.add_argument("--batch-size", help="vLLM batch ('auto') or prompts per request (server) "
+                   "(default: auto in process, 1 per request on a server)")
     p.add_argument("--num-concurrent", type=positive_int, default=4, help="parallel requests to the server (default: 4)")
     p.add_argument("--lora", choices=["auto", "merge", "native"], default="auto",
                    help="evaluate adapters as merged copies or as LoRA (default: auto, merged on the vLLM CPU "

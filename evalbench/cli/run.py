@@ -16,15 +16,17 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("run", help="evaluate a base model and its adapters on suites over seeds",
                               description="Example: evalbench run --suite alpaca,mtbench --model BASE "
                                           "--adapter dpo=ckpts/dpo --judge vllm:JUDGE --seeds 0,1,2")
-    p.add_argument("--config", type=Path, help="a YAML recipe with RunSpec fields (CLI flags override it)")
-    p.add_argument("--suite", help="comma-separated suites: alpaca, mtbench, openllm, openllm_v2, diversity")
-    p.add_argument("--model", help="base model: local directory or hub id")
+    p.add_argument("--config", type=Path, help="a YAML recipe with RunSpec fields (CLI flags override it) (default: none, flags only)")
+    p.add_argument("--suite", help="comma-separated suites: alpaca, mtbench, openllm, openllm_v2, diversity "
+                   "(required unless --config sets them)")
+    p.add_argument("--model", help="base model: local directory or hub id (required unless --config sets it)")
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH", help="LoRA adapter (repeatable)")
     p.add_argument("--adapters-glob", action="append", default=[], metavar="GLOB",
                    help="every adapter directory matching GLOB, e.g. 'ckpts/*/seed*' (repeatable)")
     p.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
-    p.add_argument("--model-url", help="generate through this OpenAI-compatible endpoint instead of serving")
-    p.add_argument("--model-key-env", help="environment variable holding the --model-url API key")
+    p.add_argument("--model-url", help="generate through this OpenAI-compatible endpoint instead of serving "
+                   "(default: none, evalbench serves --model with vLLM)")
+    p.add_argument("--model-key-env", help="environment variable holding the --model-url API key (default: none, no key sent)")
     p.add_argument("--served-model", action="append", default=[], metavar="NAME",
                    help="with --model-url: a model name on that endpoint to evaluate (repeatable; "
                         "e.g. LoRA adapters on a remote vLLM)")
@@ -39,7 +41,7 @@ def add_command(subparsers) -> None:
 
     add_judge_options(p)
     p.add_argument("--seeds", help="comma-separated generation seeds (default 0)")
-    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each suite")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each suite (default: every item)")
     p.add_argument("--max-failed", type=fraction, default=0.0, metavar="FRACTION",
                    help="allowed fraction of failed generations/judgments per suite x checkpoint (e.g. 0.01 or "
                         "1%%); above it the run exits with code 3 after writing its results (default 0)")
@@ -59,7 +61,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--ray-engines", type=positive_int, metavar="N",
                    help="with --executor ray: engines per base model (default: as many as the GPUs allow, "
                         "one per node without GPUs)")
-    p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16)")
+    p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16) (default: auto, the model's own)")
     p.add_argument("--max-model-len", type=positive_int, help="context length (default: the model's own)")
     add_serving_options(p)
     p.set_defaults(func=run)
@@ -90,7 +92,7 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
                    help="judge requests in flight (default: the endpoint's 8, or the judge engine's --max-in-flight)")
     g.add_argument("--judge-gpu-memory-utilization", type=float, metavar="F",
                    help="a vllm: judge's share of GPU memory; with --gpu-memory-utilization (sum <= 1) the policy "
-                        "engine stays up while judging, otherwise it is stopped first")
+                        "engine stays up while judging, otherwise it is stopped first (default: unset)")
 
 
 SERVING_FLAGS = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_loras",

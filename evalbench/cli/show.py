@@ -46,7 +46,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--format", choices=("text", "markdown", "html"), default="text",
                    help="output format (default: text)")
     p.add_argument("--max-chars", type=positive_int, default=600, help="cut each text to this length (default 600)")
-    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     add_results_option(p)
     p.set_defaults(func=run_show)
 

@@ -1,6 +1,6 @@
 """Every option of every `evalbench` command has help text that states its real default (issue 18,
-item 6): no option without help, no "(default: None)" anywhere, and an option whose default is a
-value says which."""
+item 6): no option without help, no "(default: None)" anywhere, and every option that takes a value
+says what happens when it is not given."""
 
 from __future__ import annotations
 
@@ -49,14 +49,16 @@ def test_every_option_has_help_and_no_default_none(command):
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_value_default_is_stated(command):
-    """An option that defaults to a value (not None, a flag's False, or an empty list) names it."""
+def test_every_default_is_stated(command):
+    """Every option that takes a value says what it is when not given: its default value, what an
+    unset value means ("default: stdout", "default: every item"), or that it is required. On/off
+    flags, repeatable options (an empty list) and required options are exempt."""
     unstated = []
     for a in _options(COMMANDS[command]):
-        if (not a.option_strings or a.default in (None, False, [], (), argparse.SUPPRESS)
-                or isinstance(a, argparse._StoreTrueAction)):
+        if (not a.option_strings or a.required or a.default is argparse.SUPPRESS or a.nargs == 0
+                or isinstance(a, argparse._AppendAction) and a.default in ([], None)):
             continue  # SUPPRESS: the global options' copies in sub-commands keep the top-level value
-        text = a.help or ""
-        if "default" not in text.lower() and "%(default)" not in text:
+        text = (a.help or "").lower()
+        if "default" not in text and "required" not in text:
             unstated.append(f"{a.option_strings[0]} (default {a.default!r})")
     assert unstated == [], f"{command}: help does not state the default of {unstated}"
