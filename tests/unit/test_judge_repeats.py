@@ -154,6 +154,16 @@ def test_mtbench_repeats_sample_the_judge_from_repeat_1_on(tmp_path):
     assert len(rows) == n
 
 
+def test_mtbench_one_repeat_writes_what_it_always_did(tmp_path):
+    plain = MTBench(MTBenchOptions(question_ids=QIDS, max_new_tokens=16))
+    one = MTBench(MTBenchOptions(question_ids=QIDS, max_new_tokens=16, judge_repeats=1))
+    ja, jb = FakeJudge(), FakeJudge()
+    _, a = _drive(tmp_path / "plain", plain, ja)
+    _, b = _drive(tmp_path / "one", one, jb)
+    assert [s.model_dump() for s in a[("mtbench", "pol", 0)]] == [s.model_dump() for s in b[("mtbench", "pol", 0)]]
+    assert ja.rated == jb.rated and {(i.seed, i.temperature) for i in ja.rated} == {(None, None)}
+
+
 def test_mtbench_repeats_apply_to_single_grading_only():
     with pytest.raises(ValueError, match="judge_repeats re-judges single grading"):
         MTBenchOptions(single=False, pairwise="all", judge_repeats=2)
