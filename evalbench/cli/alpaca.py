@@ -210,9 +210,9 @@ def run_judge(args: argparse.Namespace) -> int:
     if args.as_json:
         sys.stdout.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2) + "\n")
     else:
-        from evalbench.suites.alpaca.rescore import print_table
+        from evalbench.cli.score import print_alpaca_table
 
-        print_table([row])
+        print_alpaca_table([row])
         if row.get("n_failed"):
             print(f"{row['n_failed']} judgment(s) failed: see metrics.json / annotations.json 'error'")
     out_dir = args.out or args.outputs.parent

@@ -1,4 +1,4 @@
-"""`evalbench score alpaca`: AlpacaEval 2 leaderboard metrics from saved annotations, no judge call.
+"""AlpacaEval 2 leaderboard metrics from saved annotations, no judge call (`evalbench score alpaca`).
 
     evalbench score alpaca --annotations results/m1/annotations.json.gz results/m2/annotations.json [--json]
 
@@ -10,10 +10,7 @@ recomputed (`win_rate` ... `avg_length`) and the length-controlled win rate is r
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +26,7 @@ from evalbench.suites.alpaca.data import (REFERENCE_GENERATOR, Annotations, Mode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESULT_KEYS", "check_against_eval_set", "score_annotations", "rescore_annotations", "print_table",
-           "add_command"]
+__all__ = ["RESULT_KEYS", "check_against_eval_set", "score_annotations", "rescore_annotations"]
 
 # Keys of each result row, in output order.
 RESULT_KEYS: tuple[str, ...] = ("model", *LEADERBOARD_METRICS, *LC_METRICS)
@@ -109,69 +105,3 @@ def rescore_annotations(paths: Sequence[str | Path], *, eval_set: Sequence[Model
                         "rate", ann.path, ann.n_failed)
         results.append(score_annotations(ann, instruction_difficulty, gamed))
     return results
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-def add_command(subparsers) -> None:
-    """Add `score alpaca` to the `evalbench score` sub-commands."""
-    parser = subparsers.add_parser(
-        "alpaca", help="AlpacaEval 2 win rate, standard error and LC win rate from annotation files",
-        description="Re-score alpaca_eval annotation files (one model each; .json or .json.gz) without "
-                    "calling a judge: win rate, standard error, discrete win rate and the "
-                    "length-controlled win rate.")
-    parser.add_argument("--annotations", nargs="+", required=True, metavar="FILE",
-                        help="annotations.json[.gz] files, one model each")
-    parser.add_argument("--json", action="store_true", dest="as_json",
-                        help="print a JSON list of objects instead of a table")
-    parser.set_defaults(func=_run)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # strict JSON has no NaN (e.g. a standard error of a single judgment)
-    return value
-
-
-def _run(args) -> int:
-    rows = rescore_annotations(args.annotations)
-    if args.as_json:
-        out = [{k: _jsonable(row[k]) for k in RESULT_KEYS} for row in rows]
-        sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
-    else:
-        print_table(rows)
-    return 0
-
-
-def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    """Print the leaderboard columns of `rows` as a table on stdout (None / NaN shown as '-')."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="AlpacaEval 2 (weighted judge vs gpt4_1106_preview)")
-    columns = [("model", "model", None), ("LC win rate", "length_controlled_winrate", ".2f"),
-               ("LC SE", "lc_standard_error", ".2f"), ("win rate", "win_rate", ".2f"),
-               ("SE", "standard_error", ".2f"), ("discrete", "discrete_win_rate", ".2f"),
-               ("wins", "n_wins", "d"), ("base wins", "n_wins_base", "d"), ("draws", "n_draws", "d"),
-               ("n", "n_total", "d"), ("avg length", "avg_length", "d")]
-    for title, _, fmt in columns:
-        table.add_column(title, justify="left" if fmt is None else "right", overflow="fold")  # never "…"
-    for row in rows:
-        cells = []
-        for _, key, fmt in columns:
-            value = row[key]
-            if fmt is None:
-                cells.append(str(value))
-            elif value is None or (isinstance(value, float) and not math.isfinite(value)):
-                cells.append("-")
-            else:
-                cells.append(format(value, fmt))
-        table.add_row(*cells)
-    console = Console(file=sys.stdout)
-    if not console.is_terminal:
-        # Piped or logged: as wide as the table needs, so no cell is cut (a terminal folds at its width).
-        from rich.measure import Measurement
-
-        width = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        console = Console(file=sys.stdout, width=width)
-    console.print(table)

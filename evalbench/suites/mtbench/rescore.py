@@ -1,4 +1,4 @@
-"""`evalbench score mtbench`: re-score FastChat MT-bench judgment files offline.
+"""Re-score FastChat MT-bench judgment files offline (`evalbench score mtbench`).
 
     evalbench score mtbench --judgments gpt-4_single.jsonl
     evalbench score mtbench --judgments gpt-4_pair.jsonl --baseline gpt-3.5-turbo --json
@@ -9,7 +9,6 @@ writes) and applies FastChat show_result's counting rules (see `scoring`). No mo
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from evalbench.suites.mtbench.data import (judgment_kind, load_questions, read_p
                                            read_single_judgments)
 from evalbench.suites.mtbench.scoring import PairScore, SingleScore, pairwise_scores, single_scores
 
-__all__ = ["RescoreResult", "rescore", "result_to_json", "format_table", "add_command"]
+__all__ = ["RescoreResult", "rescore", "result_to_json", "format_table", "question_categories"]
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +137,12 @@ def format_table(result: RescoreResult) -> str:
     return f"{title}\n{body}\n{note}"
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI
+def question_categories(questions_file: str | None, paths: Sequence[str]) -> dict[int, str] | None:
+    """question id -> category from `questions_file`, else from the MT-bench questions (data dir or hub).
 
-
-def add_command(subparsers) -> None:
-    """Add `score mtbench` to the `evalbench score` sub-parsers."""
-    p = subparsers.add_parser(
-        "mtbench", help="re-score FastChat MT-bench judgment files (single or pairwise)",
-        description="Re-score FastChat-format MT-bench judgments (<judge>_single.jsonl or "
-                    "<judge>_pair.jsonl) with FastChat show_result's rules; no model is called.")
-    p.add_argument("--judgments", nargs="+", required=True, metavar="FILE",
-                   help="judgment files, all single or all pairwise")
-    p.add_argument("--mode", choices=("single", "pair"), help="default: detected from the files")
-    p.add_argument("--baseline", metavar="MODEL",
-                   help="pairwise: win rates against this model (default: all pairs)")
-    p.add_argument("--questions", metavar="FILE",
-                   help="question.jsonl for per-category means (default: the MT-bench questions from the "
-                        "data dir or hub, skipped if unavailable)")
-    p.add_argument("--keep-duplicates", action="store_true",
-                   help="count repeated judgments as FastChat does instead of failing")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_run)
-
-
-def _categories(questions_file: str | None, paths: Sequence[str]) -> dict[int, str] | None:
+    None (with a warning) when the MT-bench questions are unavailable or the judgments are of
+    another question set, so that re-scoring still works without per-category means.
+    """
     if questions_file is not None:
         return {q.question_id: q.category for q in load_questions(questions_file).values()}
     try:
@@ -177,18 +157,3 @@ def _categories(questions_file: str | None, paths: Sequence[str]) -> dict[int, s
                     "pass --questions", len(ids - cats.keys()))
         return None
     return cats
-
-
-def _run(args) -> int:
-    paths = list(args.judgments)
-    mode = detect_mode(paths, args.mode)
-    categories = _categories(args.questions, paths) if mode == "single" else None
-    if mode == "pair" and args.questions:
-        log.warning("--questions is ignored for pairwise judgments")
-    result = rescore(paths, mode=mode, baseline=args.baseline, categories=categories,
-                     keep_duplicates=args.keep_duplicates)
-    if args.json:
-        print(json.dumps(result_to_json(result), indent=2))
-    else:
-        print(format_table(result))
-    return 0
