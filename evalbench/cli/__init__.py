@@ -3,8 +3,13 @@
 Exit codes: 0 success, 1 a gate failed (regression), 2 usage or data error, 3 the run finished but
 items failed beyond --max-failed, 75 the run directory is in use by another process, 130 interrupted
 (docs/reliability.md).
-Each sub-command is listed here lazily as "module:function"; that function adds its parser to the
-sub-parser set. The global options (-v, -q, --log-json, --data-dir) work before or after the command.
+The package holds every command and nothing else: one module per command group (`run`, `train`,
+`compare` + `gate`, `export` + `report` + `analyze`, `show`, `alpaca`, `mtbench`, `openllm`, `model`,
+`serve`, `cache`, `runs`, `score`, `reward`, `demo`), the option groups several commands share
+(`options`: results dir, statistics, judge) and argparse value types (`argtypes`). Library modules
+never import it. Each command is listed in COMMANDS lazily as "module:function"; that function adds
+its parser to the sub-parser set. The global options (-v, -q, --log-json, --data-dir) work before or
+after the command.
 """
 
 from __future__ import annotations

@@ -242,3 +242,20 @@ def test_every_command_module_is_in_the_cli_package():
     strays = sorted(m for m in import_graph() if is_cli_module(m)
                     and not (m == "evalbench.cli" or m.startswith("evalbench.cli.") or m == "evalbench.__main__"))
     assert strays == []
+
+
+def test_only_the_cli_package_parses_arguments():
+    """argparse belongs to the command layer; a library module that builds parsers is a command in hiding."""
+    users = sorted(m for m, path in module_files().items()
+                   if not m.startswith("evalbench.cli") and "argparse" in import_names(path))
+    assert users == []
+
+
+def import_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
