@@ -198,10 +198,12 @@ def _judge_command(args: argparse.Namespace) -> int:
     print(f"MT-bench {args.mode} | judge: {spec.judge.name('replay')}"
           + (f" | baseline: {args.baseline}" if args.baseline else ""))
     width = max([len("model")] + [len(r["checkpoint"]) for r in summary["results"]])
-    print("  ".join(["model".ljust(width), *cols]))
+    # The unit in the header where the name does not say it (docs/results-format.md, "Units").
+    titles = [f"{c} (%)" if c == "pairwise_win_rate" else c for c in cols]
+    print("  ".join(["model".ljust(width), *titles]))
     for row in sorted(summary["results"], key=lambda r: -(r["metrics"].get(cols[0]) or -1)):
         print("  ".join([row["checkpoint"].ljust(width),
-                         *(_fmt(row["metrics"].get(c)).rjust(len(c)) for c in cols)]))
+                         *(_fmt(row["metrics"].get(c)).rjust(len(t)) for c, t in zip(cols, titles))]))
     calls = run.header()["model_calls"][-1]
     print(f"judge calls: {calls['judge']} made, {calls['cached']} from cache | run: {run.path}")
     enforce_failures(run, args.max_failed)
