@@ -22,7 +22,7 @@ from evalbench.errors import ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
 from evalbench.serve.procs import kill_group
 from evalbench.serve.vllm_server import check_adapter, check_model, engine_kwargs
-from evalbench.types import GenRequest, Generation
+from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class InProcessEngine:
 class _Ticket:
     """One thread's requests waiting for the engine, and their answers or error."""
 
-    __slots__ = ("items", "result", "error", "done")
+    __slots__ = ("done", "error", "items", "result")
 
     def __init__(self, items: list[dict[str, Any]]):
         self.items = items

@@ -182,7 +182,7 @@ def test_min_tokens_is_sent_and_left_out_of_keys_at_its_default():
 def test_a_vllm_judge_never_starts_beside_the_policy_on_the_same_gpus():
     from evalbench.serve.sharing import judge_engine_plan
 
-    gpu = dict(judge_kind="vllm", policy_managed=True, cpu_build=False)
+    gpu = {"judge_kind": "vllm", "policy_managed": True, "cpu_build": False}
     assert judge_engine_plan(**gpu, policy_memory=None, judge_memory=None) == "stop_policy"
     assert judge_engine_plan(**gpu, policy_memory=0.5, judge_memory=0.4) == "split"
     with pytest.raises(InputError, match="0.6 \\+ 0.5 > 1"):
