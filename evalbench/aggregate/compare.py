@@ -691,7 +691,7 @@ MARK = "*"
 def _metric_label(metric: str) -> str:
     """The metric's name with its unit when it is a percentage or a fraction (docs/results-format.md,
     "Units"): 'pairwise_win_rate (%)', 'arc_challenge/acc_norm (0-1)'."""
-    from evalbench.report.units import unit_suffix
+    from evalbench.units import unit_suffix
 
     suffix = unit_suffix(metric)
     return f"{metric} ({suffix})" if suffix else metric

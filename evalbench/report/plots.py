@@ -6,7 +6,7 @@ function returns the written path, or None when it has nothing to draw; none rai
 
 Conventions, the same in every figure of a report: one colour per checkpoint group (`colors`,
 from `group_colors` over the report's groups, so a group keeps its colour when another is
-missing from a panel); axes labelled with their unit (`evalbench.report.units`); intervals cut
+missing from a panel); axes labelled with their unit (`evalbench.units`); intervals cut
 at the metric's natural bounds; per-sample scores drawn as ECDFs or, for scores with few levels
 (grades, verdicts), as histograms, never as densities that leak outside the support. The file
 format follows the path's suffix (.png, .pdf, .svg).
@@ -81,7 +81,7 @@ def bar_chart(panels: Sequence[tuple[str, Sequence[tuple[str, float | None, floa
             natural bounds. Significant bars get a '*' placed above the top of their error bar.
         colors: group -> colour (`group_colors`), the same in every panel and figure.
     """
-    from evalbench.report.units import clip_interval, unit_of
+    from evalbench.units import clip_interval, unit_of
 
     panels = [(t, [b for b in bars if b[1] is not None]) for t, bars in panels]
     panels = [(t, bars) for t, bars in panels if bars]
@@ -332,10 +332,10 @@ def reward_diversity_frontier(points: Sequence[Mapping[str, Any]], path: str | P
             (the text next to the point, e.g. the method), `n` (replicates, shown in the legend).
             Points without x or y are skipped. Intervals are cut at each metric's natural bounds.
         reward_metric, diversity_metric: the metrics on y and x (axis labels and bounds from
-            `evalbench.report.units`; the x label says which direction is more diverse).
+            `evalbench.units`; the x label says which direction is more diverse).
         colors: group -> colour (`group_colors`), the same as in the report's other figures.
     """
-    from evalbench.report.units import clip_interval, unit_of
+    from evalbench.units import clip_interval, unit_of
 
     pts = [p for p in points if p.get("x") is not None and p.get("y") is not None
            and math.isfinite(float(p["x"])) and math.isfinite(float(p["y"]))]

@@ -39,7 +39,7 @@ from evalbench.aggregate.compare import Comparison, compare_runs, to_html, to_ma
 from evalbench.aggregate.summarize import ResultSet, RunData
 from evalbench.io import read_jsonl_tolerant, write_text_atomic
 from evalbench.report import plots
-from evalbench.report.units import clip_interval, unit_of
+from evalbench.units import clip_interval, unit_of
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from evalbench.registry import Registry
 
 log = logging.getLogger(__name__)
 
-# Metric keys (snake_case constants; units in evalbench.report.units).
+# Metric keys (snake_case constants; units in evalbench.units).
 REWARD = "reward"
 REWARD_PROB = "reward_prob"
 VADER_COMPOUND = "vader_compound"

@@ -55,7 +55,7 @@ def is_cli_module(name: str) -> bool:
 # CLI modules sit above all of them. Modules not listed are not checked (list new ones here).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("evalbench.errors", "evalbench.paths", "evalbench.io", "evalbench.registry", "evalbench.progress",
-              "evalbench.resources")),
+              "evalbench.resources", "evalbench.units")),
     ("records", ("evalbench.config", "evalbench.types", "evalbench.data", "evalbench.provenance", "evalbench.cache",
                  "evalbench.store", "evalbench.sampling", "evalbench.failures")),
     ("engines", ("evalbench.generate", "evalbench.serve", "evalbench.judge", "evalbench.score", "evalbench.models",

@@ -100,7 +100,7 @@ def test_colours_follow_the_group_not_the_bar_position():
 
 
 def test_intervals_respect_the_metric_bounds():
-    from evalbench.report.units import clip_interval, unit_of
+    from evalbench.units import clip_interval, unit_of
 
     assert clip_interval("win_rate", -5.0, 104.0) == (0.0, 100.0)
     assert clip_interval("avg_length", -88.0, 900.0) == (0.0, 900.0)

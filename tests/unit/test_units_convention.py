@@ -11,7 +11,7 @@ import pytest
 from evalbench.aggregate.compare import compare_runs, to_plain
 from evalbench.aggregate.summarize import load_runs
 from evalbench.errors import InputError
-from evalbench.report.units import unit_of, unit_suffix
+from evalbench.units import unit_of, unit_suffix
 from evalbench.store import SCHEMA_VERSION, SampleRecord, check_schema
 from evalbench.suites.mtbench.scoring import PairScore
 from evalbench.suites.mtbench.suite import MTBench
