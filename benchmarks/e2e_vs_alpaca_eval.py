@@ -24,8 +24,8 @@ tool goes first, each with fresh caches; the median ratio is printed and everyth
 
 As a fidelity check, rows that both tools happened to show the judge in the same order must get the
 same preference (same greedy outputs, prompt and judge); the largest difference is printed.
-Concurrency is each tool's default (alpaca_eval: OPENAI_MAX_CONCURRENCY = 5 threads; evalbench's
-managed-server backend: 16 requests in flight); --ae-concurrency changes alpaca_eval's.
+Both tools get the same concurrency (--concurrency, default 16): alpaca_eval's OPENAI_MAX_CONCURRENCY
+and its decoders' num_procs, evalbench's requests in flight to the server (generation and judging).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def _eval_set(workdir: Path, n: int, ref_chars: int) -> Path:
     return path
 
 
-def _alpaca_eval_configs(workdir: Path, base_url: str, model: str, max_new_tokens: int) -> tuple[Path, dict]:
+def _alpaca_eval_configs(workdir: Path, base_url: str, model: str, max_new_tokens: int,
+                         concurrency: int) -> tuple[Path, dict]:
     import yaml
 
     from evalbench.suites.alpaca.judge import _alpaca_eval_files
@@ -70,7 +71,7 @@ def _alpaca_eval_configs(workdir: Path, base_url: str, model: str, max_new_token
         "prompt_template": str(prompt),
         "fn_completions": "openai_completions",
         "completions_kwargs": {"model_name": model, "max_tokens": 1, "temperature": 0, "logprobs": True,
-                               "top_logprobs": 5, "price_per_token": 0,
+                               "top_logprobs": 5, "price_per_token": 0, "num_procs": concurrency,
                                "extra_body": {"structured_outputs": {"choice": ["m", "M"]}}},
         "fn_completion_parser": "logprob_parser",
         "completion_parser_kwargs": {"numerator_token": "m", "denominator_tokens": ["m", "M"],
@@ -81,7 +82,8 @@ def _alpaca_eval_configs(workdir: Path, base_url: str, model: str, max_new_token
     model_configs = {model: {"prompt_template": str(workdir / "ae_gen_prompt.txt"),
                              "fn_completions": "openai_completions",
                              "completions_kwargs": {"model_name": model, "max_tokens": max_new_tokens,
-                                                    "temperature": 0, "top_p": 1.0, "price_per_token": 0}}}
+                                                    "temperature": 0, "top_p": 1.0, "price_per_token": 0,
+                                                    "num_procs": concurrency}}}
     return judge_dir / "configs.yaml", model_configs
 
 
@@ -92,7 +94,7 @@ def run_alpaca_eval(workdir: Path, out_dir: Path, eval_set: Path, base_url: str,
     os.environ["OPENAI_CLIENT_CONFIG_PATH"] = str(workdir / "openai_configs.yaml")
     if concurrency:
         os.environ["OPENAI_MAX_CONCURRENCY"] = str(concurrency)
-    annotators_config, model_configs = _alpaca_eval_configs(workdir, base_url, model, max_new_tokens)
+    annotators_config, model_configs = _alpaca_eval_configs(workdir, base_url, model, max_new_tokens, concurrency)
     import alpaca_eval  # noqa: F401  (import outside the timed region, as for evalbench)
     from alpaca_eval import constants
     from alpaca_eval.main import evaluate_from_model
@@ -111,7 +113,8 @@ def run_alpaca_eval(workdir: Path, out_dir: Path, eval_set: Path, base_url: str,
             "annotations": annotations.to_dict(orient="records") if hasattr(annotations, "to_dict") else annotations}
 
 
-def run_evalbench(out_dir: Path, eval_set: Path, server, model: str, max_new_tokens: int, n: int) -> dict:
+def run_evalbench(out_dir: Path, eval_set: Path, server, model: str, max_new_tokens: int, n: int,
+                  concurrency: int) -> dict:
     """The alpaca suite's generate -> score -> summarize, timed (imports excluded); a fresh cache."""
     import sklearn.linear_model
     import sklearn.model_selection  # noqa: F401
@@ -124,7 +127,8 @@ def run_evalbench(out_dir: Path, eval_set: Path, server, model: str, max_new_tok
 
     options = AlpacaOptions(eval_set=str(eval_set), max_new_tokens=max_new_tokens, temperature=0.0, limit=n)
     cache = Cache(out_dir / "evalbench_cache.sqlite")  # fresh
-    policy, judge = server.backend(model), server.backend(model)
+    policy = server.backend(model, max_concurrency=concurrency)
+    judge = server.backend(model, max_concurrency=concurrency)
     suite = AlpacaEval2(options)
     suite.rows()  # read the eval set and the judge prompt outside the timed region, like alpaca_eval's import
     suite.prompt()
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-chars", type=int, default=1000, help="cut references to fit the tiny context")
     parser.add_argument("--model", help="model directory (default: the tiny local model, built if missing)")
     parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--ae-concurrency", type=int, help="alpaca_eval's OPENAI_MAX_CONCURRENCY (default: its own, 5)")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="requests in flight for both tools (alpaca_eval's OPENAI_MAX_CONCURRENCY; default 16)")
     parser.add_argument("--workdir", type=Path, help="working directory (default: a new temporary one)")
     parser.add_argument("--evalbench-first", action="store_true", help="run evalbench first in the first repeat")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, alternating which tool goes "
@@ -237,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{rep + 1}/{args.repeats}] {tool}: {args.n} instructions ...", file=sys.stderr, flush=True)
                 if tool == "alpaca_eval":
                     res[tool] = run_alpaca_eval(workdir, rep_dir, eval_set, server.base_url, served,
-                                                args.max_new_tokens, args.ae_concurrency)
+                                                args.max_new_tokens, args.concurrency)
                 else:
-                    res[tool] = run_evalbench(rep_dir, eval_set, server, served, args.max_new_tokens, args.n)
+                    res[tool] = run_evalbench(rep_dir, eval_set, server, served, args.max_new_tokens, args.n,
+                                              args.concurrency)
             res["first"] = order[0]
             reps.append(res)
 
