@@ -148,7 +148,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "command to resume", exit_code=130)
         return 130
     return int(code or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
