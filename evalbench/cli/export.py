@@ -19,8 +19,7 @@ def add_export(subparsers) -> None:
     p.add_argument("runs_pos", nargs="*", metavar="RUN_OR_DIR", help="run directories, results roots or run ids")
     p.add_argument("--runs", action="append", default=[], metavar="DIR",
                    help="runs to export (repeatable; default: <results>/runs)")
-    p.add_argument("--out", type=Path, default=Path("results/leaderboard.csv"),
-                   help="leaderboard file (default: results/leaderboard.csv)")
+    p.add_argument("--out", type=Path, help="leaderboard file (default: <results>/leaderboard.csv)")
     p.add_argument("--format", choices=("csv", "latex"), default=None,
                    help="csv, or latex (a booktabs table of mean (std)); default: latex for an --out ending in "
                         ".tex, else csv")
@@ -41,7 +40,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     targets = [*args.runs_pos, *args.runs] or [args.results]
     runs = load_runs(targets, results_root=args.results)
-    paths = export_leaderboard(runs, args.out, baseline=args.baseline, metrics=split_list(args.metrics),
+    out = args.out if args.out is not None else args.results / "leaderboard.csv"
+    paths = export_leaderboard(runs, out, baseline=args.baseline, metrics=split_list(args.metrics),
                                correction=args.correction, alpha=args.alpha, iters=args.iters, seed=args.seed,
                                alpaca_out=args.alpaca_out, alpaca_mode=args.alpaca_mode,
                                alpaca_merge=args.alpaca_merge, fmt=args.format)

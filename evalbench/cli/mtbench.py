@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalbench.errors import InputError
+from evalbench.paths import DEFAULT_RESULTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ def add_command(subparsers) -> None:
                    help="single-answer grading (default) or pairwise comparison")
     p.add_argument("--baseline", metavar="MODEL",
                    help="pair mode: compare every model with this one (default: all pairs)")
-    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                   help="results root (default: results)")
+    p.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR, metavar="DIR",
+                   help=f"results root (default: {DEFAULT_RESULTS_DIR})")
     p.add_argument("--run-id", help="reuse a run id (resume) (default: derived from the spec, so a rerun resumes)")
     p.add_argument("--question-ids", type=int, nargs="+", metavar="ID", help="judge only these questions (default: every question)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="judge only the first N questions (default: every question)")

@@ -103,3 +103,11 @@ def test_python_dash_m_evalbench_cli_still_runs():
     for module in ("evalbench", "evalbench.cli"):
         proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=False)
         assert proc.returncode == 0 and proc.stdout.startswith("evalbench "), (module, proc.stderr[-500:])
+
+
+def test_export_writes_under_the_given_results_root_by_default(tmp_path, capsys):
+    from tests.unit.synth_runs import Unit, make_run
+
+    make_run(tmp_path / "res", "r1", [Unit("policy", [1.0, 0.0, 1.0])])
+    assert main(["export", "--results", str(tmp_path / "res")]) == 0
+    assert (tmp_path / "res" / "leaderboard.csv").exists()
