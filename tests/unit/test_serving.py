@@ -283,3 +283,41 @@ def test_generate_stage_writes_finished_units_then_raises_the_failure():
         generate_stage(SimpleNamespace(add_generations=written.extend), [Suite()],
                        [SimpleNamespace(name="ok"), SimpleNamespace(name="bad")], (0,), ctx=None)
     assert written == ["ok"]
+
+
+def test_in_process_engine_batches_waiting_units_together(served):
+    """Units that queue while a batch is on the engine go together in the next llm.generate call."""
+    import time
+
+    from evalbench.serve.inprocess import InProcessEngine
+
+    model, _ = served
+    engine = InProcessEngine(ServerSpec(model=model, max_in_flight=10))
+    sent = []
+    busy = threading.Event()
+
+    class Conn:
+        def send(self, msg):
+            sent.append(msg[1])
+            busy.set()
+            time.sleep(0.3)  # the engine is busy: the other units queue meanwhile
+
+    engine._conn = Conn()
+    engine._expect = lambda what: [{"echo": item["request"]} for item in sent[-1]]
+    results = {}
+
+    def unit(name, n):
+        items = [{"name": name, "request": f"{name}-{i}", "sampling": {}} for i in range(n)]
+        results[name] = engine._submit(items)
+
+    first = threading.Thread(target=unit, args=("a", 4))
+    first.start()
+    assert busy.wait(10)  # "a" is on the engine
+    others = [threading.Thread(target=unit, args=(name, 3)) for name in ("b", "c")]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join()
+    assert [len(batch) for batch in sent] == [4, 6]  # b and c shared one batch (6 <= max_in_flight)
+    for name, n in (("a", 4), ("b", 3), ("c", 3)):
+        assert [r["echo"] for r in results[name]] == [f"{name}-{i}" for i in range(n)]
