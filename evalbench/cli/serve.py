@@ -16,22 +16,27 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--served-name", help="name of the base model on the endpoint (default: dir name)")
     parser.add_argument("--dtype", default="auto",
                         help="vLLM --dtype (default: auto, the model's own; CPU: float32 or bfloat16)")
-    parser.add_argument("--max-model-len", type=int, default=2048, help="context length in tokens (default: 2048)")
+    parser.add_argument("--max-model-len", type=int, help="context length in tokens (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0, help="vLLM --seed of the server's sampling (default: 0)")
     parser.add_argument("--kv-cache-gib", type=float, default=1.0,
                         help="KV cache size on the CPU build (VLLM_CPU_KVCACHE_SPACE; default: 1.0)")
     parser.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                         help="extra argument passed to vLLM as is (repeatable)")
+    from evalbench.cli.run import add_serving_options
+
+    add_serving_options(parser, judge=False, vllm_arg=False)  # GPU options (docs/gpu.md)
 
 
 def server_spec_from_args(args: argparse.Namespace):
+    from evalbench.cli.run import SERVING_FLAGS
     from evalbench.config import ServerSpec, parse_adapter_arg, validate_spec
 
     adapters = [parse_adapter_arg(a) for a in args.adapter]
+    serving = {k: getattr(args, k) for k in SERVING_FLAGS if getattr(args, k, None) is not None}
     return validate_spec(ServerSpec, {
         "model": args.model, "served_name": args.served_name, "adapters": adapters, "dtype": args.dtype,
         "max_model_len": args.max_model_len, "seed": args.seed, "kv_cache_gib": args.kv_cache_gib,
-        "extra_args": tuple(args.vllm_arg)})
+        "extra_args": tuple(args.vllm_arg), **serving})
 
 
 def add_command(subparsers) -> None:

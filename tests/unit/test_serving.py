@@ -321,3 +321,14 @@ def test_in_process_engine_batches_waiting_units_together(served):
     assert [len(batch) for batch in sent] == [4, 6]  # b and c shared one batch (6 <= max_in_flight)
     for name, n in (("a", 4), ("b", 3), ("c", 3)):
         assert [r["echo"] for r in results[name]] == [f"{name}-{i}" for i in range(n)]
+
+
+def test_serve_command_takes_the_serving_options():
+    from evalbench.cli import build_parser
+    from evalbench.cli.serve import server_spec_from_args
+
+    args = build_parser().parse_args(["serve", "--model", "m", "--tensor-parallel-size", "2", "--no-enforce-eager",
+                                      "--gpu-memory-utilization", "0.8", "--vllm-arg=--max-num-seqs=512"])
+    spec = server_spec_from_args(args)
+    assert (spec.tensor_parallel_size, spec.enforce_eager, spec.gpu_memory_utilization, spec.extra_args,
+            spec.max_model_len) == (2, False, 0.8, ("--max-num-seqs=512",), None)
