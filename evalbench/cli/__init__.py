@@ -54,7 +54,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, on_command: bool = Fa
 
     They are accepted before and after the command (`evalbench run ... -q`). On a command's parser
     (`on_command`) their defaults are SUPPRESS, so a flag given only before the command is not reset
-    by the command's parser.
+    by the command's parser; -v counts on both sides add up (`verbosity`).
     """
     def default(value: object) -> object:
         return argparse.SUPPRESS if on_command else value
@@ -62,7 +62,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, on_command: bool = Fa
     group = parser.add_argument_group("global options")
     group.add_argument("--data-dir", default=default(None),
                        help="local copy of benchmark files (default: $EVALBENCH_DATA_DIR, else the Hugging Face hub)")
-    group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (-vv: debug)")
+    # argparse gives a command's parser a fresh namespace, so its -v count is kept apart and added.
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       dest="verbose_after_command" if on_command else "verbose",
+                       help="more log output (-vv: debug)")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False),
                        help="warnings and errors only; no progress bars")
     group.add_argument("--log-json", action="store_true", default=default(False),
@@ -99,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def verbosity(args: argparse.Namespace) -> int:
+    """How many -v were given, before and after the command together."""
+    return args.verbose + getattr(args, "verbose_after_command", 0)
+
+
 def setup_logging(verbose: int, quiet: bool, as_json: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
@@ -129,7 +137,7 @@ def _report_end(args: argparse.Namespace, event: str, message: str, **fields) ->
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet, args.log_json)
+    setup_logging(verbosity(args), args.quiet, args.log_json)
     from evalbench import progress
 
     progress.configure(enabled=not (args.quiet or args.log_json))

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from evalbench.cli import main
+from evalbench.cli import main, verbosity
 
 
 def test_import_is_light():
@@ -58,7 +58,7 @@ def test_global_options_before_or_after_the_command(argv, tmp_path):
     from evalbench.cli import build_parser
 
     args = build_parser().parse_args([a.format(d=tmp_path) for a in argv])
-    assert (args.command, args.quiet, args.verbose, args.log_json, args.data_dir) == (
+    assert (args.command, args.quiet, verbosity(args), args.log_json, args.data_dir) == (
         "compare", True, 1, True, str(tmp_path))
 
 
@@ -67,9 +67,10 @@ def test_global_options_after_a_nested_command_and_their_defaults():
 
     parser = build_parser()
     args = parser.parse_args(["model", "build-tiny", "-q"])
-    assert (args.quiet, args.verbose, args.log_json, args.data_dir) == (True, 0, False, None)
+    assert (args.quiet, verbosity(args), args.log_json, args.data_dir) == (True, 0, False, None)
     args = parser.parse_args(["cache", "path"])
-    assert (args.quiet, args.verbose, args.log_json, args.data_dir) == (False, 0, False, None)
+    assert (args.quiet, verbosity(args), args.log_json, args.data_dir) == (False, 0, False, None)
+    assert verbosity(parser.parse_args(["-v", "cache", "path", "-v"])) == 2
 
 
 def test_quiet_after_the_command_reaches_main(tmp_path, capsys):
