@@ -1,7 +1,8 @@
 """docs/api.md's example runs as written: its ```python blocks, in order, as one script.
 
 It trains two adapters on the tiny model, serves them on a real vLLM server (CPU build), judges,
-compares and gates: a few minutes on 2 cores.
+compares and gates: about two and a half minutes on 2 cores (marked like the other vLLM integration tests,
+so CI runs it and the docs cannot drift).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
