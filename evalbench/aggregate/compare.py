@@ -133,9 +133,9 @@ def _examples(items: list, k: int = 3) -> str:
 
 def _prompt_means(arr) -> Any:
     """(prompts,) per-prompt means over models of each model's mean over generation seeds."""
-    from evalbench.aggregate.stats import _nanmean
+    from evalbench.aggregate.stats import mean_ignoring_missing
 
-    return _nanmean(_nanmean(arr.values, axis=1), axis=0)
+    return mean_ignoring_missing(mean_ignoring_missing(arr.values, axis=1), axis=0)
 
 
 def _resampled_units(g: GroupData, resampler, prompt_ids: list[str]) -> list[list]:
@@ -286,7 +286,7 @@ def compare_groups(a: GroupData, b: GroupData, metric: str, *, test: str = "auto
     if main is not None:
         mde = main.mde
         if mde is None and main.df:
-            se = (main.ci_high - main.ci_low) / 2.0 / float(stats._stats().t.ppf(0.5 + conf / 2.0, main.df))
+            se = (main.ci_high - main.ci_low) / 2.0 / stats.t_quantile(0.5 + conf / 2.0, main.df)
             mde = stats.minimum_detectable_effect(se, main.df, alpha=1.0 - conf)
         elif mde is None and paired:
             d = pm_a[valid] - pm_b[valid]

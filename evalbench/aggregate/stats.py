@@ -62,6 +62,11 @@ def _stats():
     return require("scipy.stats", "eval")
 
 
+def t_quantile(q: float, df: float) -> float:
+    """The q-quantile of Student's t with `df` degrees of freedom."""
+    return float(_stats().t.ppf(q, df))
+
+
 # ---------------------------------------------------------------------------------------------
 # result types
 
@@ -725,7 +730,7 @@ def _model_by_prompt(y: Any, name: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim == 3:
-        arr = _nanmean(arr, axis=1)
+        arr = mean_ignoring_missing(arr, axis=1)
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise InputError(f"{name}: expected shape (models, prompts) or (models, gen_seeds, prompts), "
                          f"got {np.shape(y)}")
@@ -734,7 +739,7 @@ def _model_by_prompt(y: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _nanmean(x: np.ndarray, axis) -> np.ndarray:
+def mean_ignoring_missing(x: np.ndarray, axis) -> np.ndarray:
     """nanmean without the all-NaN warning (an all-missing slice is simply missing)."""
     count = np.sum(np.isfinite(x), axis=axis)
     total = np.nansum(x, axis=axis)
@@ -764,7 +769,7 @@ def _seed_side(y: np.ndarray) -> _Side:
     m, p = y.shape
     if m < 2:
         return _Side(m, None, 0.0)
-    s2 = float(np.var(_nanmean(y, axis=1), ddof=1))
+    s2 = float(np.var(mean_ignoring_missing(y, axis=1), ddof=1))
     ms = _residual_mean_square(y)
     # Unknown floor -> 0: the seed term is then var(model means) / M, which is the conservative choice.
     return _Side(m, s2, 0.0 if ms is None else ms / p)
@@ -894,7 +899,7 @@ def hierarchical_test(a: Any, b: Any, *, conf: float = 0.95, alternative: Altern
         raise InputError(f"fewer than 2 prompts with valid scores on both sides ({n_prompts})")
     ya = ya[np.isfinite(ya).any(axis=1)]  # a model with no valid prompt left contributes nothing
     yb = yb[np.isfinite(yb).any(axis=1)]
-    d = _nanmean(ya, axis=0) - _nanmean(yb, axis=0)
+    d = mean_ignoring_missing(ya, axis=0) - mean_ignoring_missing(yb, axis=0)
     if ya.shape[0] == 1 and yb.shape[0] == 1 and n_prompts < SMALL_SAMPLE_PROMPTS:
         return exact_sign_flip(d, alternative=alternative, margin=margin, conf=conf, iters=iters,
                                seed=seed)._replace(n_dropped=n_dropped)
@@ -915,7 +920,7 @@ def _model_values(units: Sequence[Sequence[UnitResampler]], weights: np.ndarray,
         vals = np.array([np.asarray(f(weights), dtype=float).reshape(-1) for f in gens])
         if vals.shape[1] != weights.shape[0]:
             raise InputError(f"{name}: a resampler returned {vals.shape[1]} values for {weights.shape[0]} weight rows")
-        out.append(_nanmean(vals, axis=0))
+        out.append(mean_ignoring_missing(vals, axis=0))
     return np.array(out)
 
 
@@ -1005,12 +1010,12 @@ def variance_components(y: Any) -> dict[str, Any]:
         if j >= 2:
             judge = float(np.nanmean(np.nanvar(arr, axis=2, ddof=1)))
             out["judge"] = max(0.0, judge)
-        cells = _nanmean(arr, axis=2)  # (m, g, p)
+        cells = mean_ignoring_missing(arr, axis=2)  # (m, g, p)
         within_gen = None
         if g >= 2:
             within_gen = float(np.nanmean(np.nanvar(cells, axis=1, ddof=1)))
             out["generation"] = max(0.0, within_gen - (judge or 0.0) / j)
-        table = _nanmean(cells, axis=1)  # (m, p)
+        table = mean_ignoring_missing(cells, axis=1)  # (m, p)
     lower = (within_gen / g) if within_gen is not None else (judge / j if judge is not None else 0.0)
     if m >= 2:
         complete = table[:, np.all(np.isfinite(table), axis=0)]

@@ -17,12 +17,8 @@ PACKAGE_DIR = Path(evalbench.__file__).parent
 # down by design, and lower modules may import `__version__` from it.
 FACADE = "evalbench"
 
-# Private names used across modules, to be made public or moved (each entry is a debt).
-# aggregate.compare uses two helpers of aggregate.stats (the statistics owners decide their names).
-KNOWN_PRIVATE_USES: set[str] = {
-    "evalbench.aggregate.compare -> evalbench.aggregate.stats._nanmean",
-    "evalbench.aggregate.compare -> evalbench.aggregate.stats._stats",
-}
+# Private names used across modules, to be made public or moved (each entry is a debt; none left).
+KNOWN_PRIVATE_USES: set[str] = set()
 
 # What the bottom layers may import from evalbench (besides the package's `__version__`).
 ALLOWED_BELOW: dict[str, set[str]] = {
