@@ -471,6 +471,10 @@ def compare_runs(runs: Sequence[RunData] | ResultSet, *, baseline: str | None = 
     family_columns += [c for c in columns if c not in family_columns]
     base_suites = {s for s in rs.suites() if rs.group(s, base) is not None}
     notes: list[str] = []
+    self_judged = sorted({r["suite"] for r in rs.rows if r.get("self_judged")})
+    if self_judged:  # issue 14: self-judged numbers never pass silently as judged ones
+        notes.append(f"self-judged: {', '.join(self_judged)} were judged by the policy's own base model (--judge "
+                     "same); not comparable with numbers from an independent judge")
     for g in groups:
         suites = {s for s in rs.suites() if rs.group(s, g) is not None}
         if g != base and not suites & base_suites:

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds", "judge",
-    "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version", "n_samples", "n_failed")
+    "self_judged", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version", "n_samples", "n_failed")
 METRIC_FIELDS: tuple[str, ...] = (
     "mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
     "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts")
@@ -109,6 +109,9 @@ def leaderboard_rows(runs: Sequence[RunData] | ResultSet, *, baseline: str | Non
             "train_seeds": sorted({r.get("train_seed") for r in grows if r.get("train_seed") is not None}),
             "seeds": sorted({r.get("seed") for r in grows if r.get("seed") is not None}),
             "judge": _join(distinct("judge")),
+            # true when any judged row of the group was judged by the policy's own base model
+            "self_judged": (any(r.get("self_judged") for r in grows)
+                            if any(r.get("self_judged") is not None for r in grows) else None),
             "suites": list(dict.fromkeys(r["suite"] for r in grows)),
             "avg_length": avg_length, "baseline": comp.baseline if baseline is not None else None,
             "run_ids": run_ids,

@@ -20,7 +20,7 @@ from tests.unit.synth_runs import Unit, make_run, scores
 
 # The fixed column order, spelled out: changing it breaks downstream readers, so it must be a decision.
 EXPECTED_FIXED = ["group", "model", "adapter", "adapter_sha256", "method", "n_seeds", "train_seeds", "seeds",
-                  "judge", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version",
+                  "judge", "self_judged", "suites", "avg_length", "baseline", "run_ids", "spec_hash", "evalbench_version",
                   "n_samples", "n_failed"]
 EXPECTED_FIELDS = ["mean", "std", "ci_low", "ci_high", "n", "delta", "p_value", "p_adjusted", "significant",
                    "test", "delta_ci_low", "delta_ci_high", "mde", "n_models", "n_prompts"]
@@ -122,3 +122,24 @@ def test_cli_export(tmp_path, capsys):
     assert out.exists() and ae.exists()
     assert main(["-q", "export", "--results", str(results), "--out", str(tmp_path / "lb2.csv")]) == 0
     assert (tmp_path / "lb2.csv").read_text().splitlines()[0].startswith(",".join(EXPECTED_FIXED))
+
+
+def test_self_judged_rows_are_marked_in_the_leaderboard_and_the_comparison(tmp_path):
+    # issue 14: numbers judged by the policy's own base model never pass as independently judged.
+    import json as _json
+
+    from evalbench.aggregate.compare import compare_runs
+    from evalbench.aggregate.summarize import load_runs
+    from evalbench.report.export import leaderboard_rows
+    from tests.unit.synth_runs import Unit, make_run, scores
+
+    run = make_run(tmp_path / "results", "r", [Unit("base", scores(20, 50, 5, 1)), Unit("dpo", scores(20, 55, 5, 2))])
+    summary = _json.loads((run / "summary.json").read_text())
+    for row in summary["results"]:
+        row["self_judged"] = True
+    (run / "summary.json").write_text(_json.dumps(summary))
+    runs = load_runs([run])
+    _, rows = leaderboard_rows(runs, baseline="base", iters=200)
+    assert all(r["self_judged"] is True for r in rows)
+    comp = compare_runs(runs, baseline="base", iters=200)
+    assert any(n.startswith("self-judged: alpaca") for n in comp.notes)
