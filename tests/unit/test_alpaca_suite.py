@@ -1,4 +1,5 @@
-"""The AlpacaEval 2 suite and `evalbench alpaca judge` against local OpenAI-compatible stubs.
+"""The AlpacaEval 2 suite on in-process fakes, and `evalbench alpaca judge` against local OpenAI-compatible
+stubs (the HTTP stub where the HTTP layer is under test: CLI endpoints, retried faults).
 
 The stub judge reads which of `m` / `M` holds the candidate from the prompt and answers with
 scripted top log-probs, so the expected preferences are known by hand: a candidate written
@@ -11,6 +12,7 @@ import json
 import logging
 import math
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from evalbench.cache import Cache
 from evalbench.errors import InputError, MissingExtra
 from evalbench.generate.backend import CachedBackend
 from evalbench.generate.client import OpenAICompatibleBackend
+from evalbench.generate.fake import FakeBackend
 from evalbench.io import read_json, stable_hash
 from evalbench.serve.stub import Fault, StubServer, StubState
 from evalbench.store import ResultsStore
@@ -75,6 +78,40 @@ def judge_logprobs(body):
     return [(cand, math.log(p)), (other, math.log(1 - p)), ("The", -9.0)]
 
 
+class Fake:
+    """An in-process model with the stub server's test-facing surface (`state.requests`, `request_count`).
+
+    Each `backend()` counts its own calls (like one HTTP client) while `state.requests` sees them all.
+    """
+
+    def __init__(self, model: str, responder, top_logprobs=None):
+        self.model, self.responder, self.top_logprobs = model, responder, top_logprobs
+        self.backends: list[FakeBackend] = []
+
+    def backend(self) -> FakeBackend:
+        self.backends.append(FakeBackend(self.model, responder=self.responder, top_logprobs=self.top_logprobs))
+        return self.backends[-1]
+
+    @property
+    def state(self):
+        return SimpleNamespace(requests=[r for b in self.backends for r in b.requests])
+
+    @property
+    def request_count(self) -> int:
+        return sum(b.calls for b in self.backends)
+
+
+def _backend(endpoint, model: str):
+    if isinstance(endpoint, Fake):
+        return endpoint.backend()
+    return OpenAICompatibleBackend(endpoint, model, api_key="x")
+
+
+@pytest.fixture()
+def fakes():
+    yield Fake("policy", policy_responder), Fake("judge", lambda body: "m", judge_logprobs)
+
+
 @pytest.fixture()
 def stubs():
     policy_state = StubState(responder=policy_responder)
@@ -84,16 +121,17 @@ def stubs():
         yield policy, judge
 
 
-def _ctx(tmp_path, judge_url, *, limit=N, constrained=False, cache=None, run_id="r1"):
+def _ctx(tmp_path, judge, *, limit=N, constrained=False, cache=None, run_id="r1"):
+    """A suite context judged by `judge`: a Fake, or the URL of a stub server."""
     cache = cache or Cache(tmp_path / "cache.sqlite")
     run = ResultsStore(tmp_path / "results").start({"test": "alpaca"}, "h", run_id=run_id)
-    judge_backend = OpenAICompatibleBackend(judge_url, "judge", api_key="x")
+    judge_backend = _backend(judge, "judge")
     return SuiteContext(judge=CachedBackend(judge_backend, cache), judge_name="judge", constrained_judge=constrained,
                         limit=limit, artifacts_dir=run.artifacts), judge_backend, cache
 
 
-def _checkpoint(policy_url, cache, name="policy"):
-    backend = OpenAICompatibleBackend(policy_url, "policy", api_key="x")
+def _checkpoint(policy, cache, name="policy"):
+    backend = _backend(policy, "policy")
     return Checkpoint(name=name, backend=CachedBackend(backend, cache), base_model="stub"), backend
 
 
@@ -223,10 +261,10 @@ def test_options_select_instructions_positionally():
     assert sampled.sampling(0, "1").max_tokens == 64
 
 
-def test_end_to_end_with_stub_judge_and_rerun_makes_zero_calls(stubs, tmp_path):
-    policy, judge = stubs
-    ctx, judge_backend, cache = _ctx(tmp_path, judge.base_url)
-    ckpt, policy_backend = _checkpoint(policy.base_url, cache)
+def test_end_to_end_with_a_fake_judge_and_rerun_makes_zero_calls(fakes, tmp_path):
+    policy, judge = fakes
+    ctx, judge_backend, cache = _ctx(tmp_path, judge)
+    ckpt, policy_backend = _checkpoint(policy, cache)
     suite = AlpacaEval2(AlpacaOptions(max_new_tokens=32))
     gens, samples, metrics = _run(suite, ctx, ckpt)
     assert len(gens) == len(samples) == N
@@ -285,8 +323,8 @@ def test_end_to_end_with_stub_judge_and_rerun_makes_zero_calls(stubs, tmp_path):
     assert len(run.samples(suite="alpaca")) == N and len(run.generations(suite="alpaca")) == N
 
     # A rerun (new backends, same cache) makes zero model and judge calls and gives the same records.
-    ctx2, judge_backend2, _ = _ctx(tmp_path, judge.base_url, cache=cache, run_id="r2")
-    ckpt2, policy_backend2 = _checkpoint(policy.base_url, cache)
+    ctx2, judge_backend2, _ = _ctx(tmp_path, judge, cache=cache, run_id="r2")
+    ckpt2, policy_backend2 = _checkpoint(policy, cache)
     _, samples2, metrics2 = _run(AlpacaEval2(AlpacaOptions(max_new_tokens=32)), ctx2, ckpt2)
     assert policy_backend2.calls == 0 and judge_backend2.calls == 0
     assert [s.scores for s in samples2] == [s.scores for s in samples] and metrics2 == metrics
@@ -315,11 +353,10 @@ def test_unlabelled_verdicts_are_failures_not_averaged(tmp_path):
             return [("The", -0.1), ("Based", -2.0)]  # no label among the top log-probs
         return judge_logprobs(body)
 
-    with StubServer(models=("policy",), state=StubState(responder=policy_responder)) as policy, \
-            StubServer(models=("judge",), state=StubState(responder=lambda b: "The", top_logprobs=top)) as judge:
-        ctx, _, cache = _ctx(tmp_path, judge.base_url)
-        ckpt, _ = _checkpoint(policy.base_url, cache)
-        _, samples, metrics = _run(AlpacaEval2(), ctx, ckpt)
+    policy, judge = Fake("policy", policy_responder), Fake("judge", lambda b: "The", top)
+    ctx, _, cache = _ctx(tmp_path, judge)
+    ckpt, _ = _checkpoint(policy, cache)
+    _, samples, metrics = _run(AlpacaEval2(), ctx, ckpt)
     rows = selected_rows(N)
     bad = [strength(r.instruction) <= 3 for r in rows]
     assert 0 < sum(bad) < N
@@ -330,10 +367,10 @@ def test_unlabelled_verdicts_are_failures_not_averaged(tmp_path):
     assert metrics["win_rate"] == pytest.approx(np.mean([g - 1 for g in good]) * 100)
 
 
-def test_constrained_judge_sends_the_choice(stubs, tmp_path):
-    policy, judge = stubs
-    ctx, _, cache = _ctx(tmp_path, judge.base_url, limit=2, constrained=True)
-    ckpt, _ = _checkpoint(policy.base_url, cache)
+def test_constrained_judge_sends_the_choice(fakes, tmp_path):
+    policy, judge = fakes
+    ctx, _, cache = _ctx(tmp_path, judge, limit=2, constrained=True)
+    ckpt, _ = _checkpoint(policy, cache)
     _run(AlpacaEval2(), ctx, ckpt)
     assert judge.state.requests[0]["structured_outputs"] == {"choice": ["m", "M"]}
 
@@ -377,10 +414,10 @@ def test_failed_empty_and_identical_outputs(tmp_path):
     assert len(mo) == 4  # the failed generation has no output row
 
 
-def test_generations_that_asked_another_instruction_are_an_error(stubs, tmp_path):
-    policy, judge = stubs
-    ctx, _, cache = _ctx(tmp_path, judge.base_url, limit=3)
-    ckpt, _ = _checkpoint(policy.base_url, cache)
+def test_generations_that_asked_another_instruction_are_an_error(fakes, tmp_path):
+    policy, judge = fakes
+    ctx, _, cache = _ctx(tmp_path, judge, limit=3)
+    ckpt, _ = _checkpoint(policy, cache)
     suite = AlpacaEval2()
     gens = suite.generate(ctx, ckpt, 0)
     tampered = [gens[0], gens[1].model_copy(update={"request": {"messages": [{"role": "user", "content": "Hi?"}]}}),
