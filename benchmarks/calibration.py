@@ -834,7 +834,7 @@ def power_table(rows: Sequence[PowerRow]) -> list[str]:
 
 def speed_table(rows: Sequence[SpeedRow]) -> list[str]:
     out = ["| what | wall s | CPU s | target (CPU) | |", "|---|---:|---:|---:|---|"]
-    out += [f"| {r.what} | {r.times[0]:.3f} | {r.times[1]:.3f} | < {r.target:g} s | {r.verdict} |" for r in rows]
+    out += [f"| {r.what} | {r.times[0]:.4f} | {r.times[1]:.4f} | < {r.target:g} s | {r.verdict} |" for r in rows]
     return out
 
 
