@@ -162,14 +162,22 @@ def start_reaper(owner: int, groups: set[int]) -> None:
 class EngineWorker:
     """One engine (an `evalbench.backends` provider) in a Ray actor; the driver calls `generate`."""
 
-    def __init__(self, backend_name: str, model: Any, adapters: tuple[Any, ...]):
+    def __init__(self, backend_name: str, model: Any, adapters: tuple[Any, ...], omp_threads: str | None = None):
         from evalbench.backends import BackendRequest, open_backend
+
+        # Ray sets OMP_NUM_THREADS=1 in every actor: a CPU engine would run on one thread, slower
+        # and with other floats than the local executor's. Engines get the driver's setting.
+        if omp_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp_threads
 
         # Never the run directory: workers do not write the run (and may sit on another node).
         log_dir = Path(tempfile.mkdtemp(prefix="evalbench-ray-"))
         self._stack = contextlib.ExitStack()
         self.engine = self._stack.enter_context(open_backend(backend_name, BackendRequest(model, adapters, log_dir)))
         self.engine_starts = 1
+        self.serial = backend_name == "vllm-inprocess"
         self.engine_groups = sorted(descendant_groups(os.getpid()))
         start_reaper(os.getpid(), set(self.engine_groups))
         self._backends: dict[str, Any] = {}
@@ -182,7 +190,7 @@ class EngineWorker:
         ctx = ray.get_runtime_context()
         return {"names": list(self.engine.names), "served_name": self.engine.served_name, "pid": os.getpid(),
                 "node": ctx.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()],
-                "engine_starts": self.engine_starts, "engine_groups": self.engine_groups}
+                "engine_starts": self.engine_starts, "engine_groups": self.engine_groups, "serial": self.serial}
 
     def _backend(self, name: str) -> Any:
         if name not in self._backends:
@@ -218,6 +226,8 @@ class EnginePool:
         self.load = [0] * len(self.actors)
         self.dead: set[int] = set()
         self._lock = threading.Lock()
+        # Engines that take one batch at a time (in-process vLLM): more units than engines only queue.
+        self.serial = all(info.get("serial", False) for info in self.infos)
 
     def acquire(self, n: int) -> int:
         with self._lock:
@@ -380,7 +390,8 @@ class RayExecutor:
                 options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(placement_group=group)
             elif plan.engines > 1:
                 options["scheduling_strategy"] = "SPREAD"
-            actors.append(actor_cls.options(**options).remote(backend_name, model, adapters))
+            actors.append(actor_cls.options(**options).remote(backend_name, model, adapters,
+                                                              os.environ.get("OMP_NUM_THREADS")))
         try:
             infos = ray.get([a.describe.remote() for a in actors])  # engines start in parallel
         except Exception:
@@ -486,9 +497,14 @@ class RayExecutor:
         return [(suite, ck, seed) for suite in suites for ck in checkpoints for seed in seeds]
 
     def _threads(self, checkpoints: Sequence[Any]) -> int:
-        engines = max((ck.backend.inner.pool.live for ck in checkpoints
-                       if ck.backend is not None and isinstance(ck.backend.inner, RemoteBackend)), default=1)
-        return max(2, 4 * engines)
+        """Units in flight: 4 per engine that batches concurrent calls (a vLLM server), 1 per engine
+        that takes one batch at a time. With one in-process engine the units then reach it in the
+        local executor's order, so it computes the same batches (and the same floats)."""
+        pools = {id(ck.backend.inner.pool): ck.backend.inner.pool for ck in checkpoints
+                 if ck.backend is not None and isinstance(ck.backend.inner, RemoteBackend)}
+        if not pools:
+            return 4
+        return max(max(1, pool.live * (1 if pool.serial else 4)) for pool in pools.values())
 
     def _run_units(self, units, work: Callable[[Any, Any, int], list[Any]], write: Callable[[Any, list[Any]], None],
                    threads: int) -> dict[tuple[str, str, int], list[Any]]:
@@ -530,6 +546,10 @@ class RayExecutor:
         return {(s.name, ck.name, seed): out[(s.name, ck.name, seed)] for s, ck, seed in units}
 
     def generate(self, sink, suites, checkpoints, seeds, ctx):
+        if not any(ck.backend is not None and isinstance(ck.backend.inner, RemoteBackend) for ck in checkpoints):
+            from evalbench.api import generate_stage  # nothing placed (an endpoint): the local stage
+
+            return generate_stage(sink, suites, checkpoints, seeds, ctx)
         return self._run_units(self._units(suites, checkpoints, seeds),
                                lambda suite, ck, seed: suite.generate(ctx, ck, seed),
                                lambda suite, records: sink.add_generations(records), self._threads(checkpoints))
