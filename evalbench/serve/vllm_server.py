@@ -139,6 +139,9 @@ def resolved_serving(spec: ServerSpec, dist: tuple[str, str] | None) -> dict[str
         "data_parallel_size": spec.data_parallel_size,
         "gpu_memory_utilization": spec.gpu_memory_utilization,
         "max_model_len": spec.max_model_len,
+        # The engine's batch holds what is in flight: vLLM's own default differs between the server
+        # (128 on the CPU build) and vllm.LLM (256), which would cap one path at half the other's batch.
+        "max_num_seqs": spec.max_in_flight,
         "cpu_build": cpu,
     }
     if spec.adapters:
@@ -167,6 +170,8 @@ def server_args(spec: ServerSpec, dist: tuple[str, str] | None, *, served_name: 
         args += ["--data-parallel-size", str(r["data_parallel_size"])]
     if r["gpu_memory_utilization"] is not None:
         args += ["--gpu-memory-utilization", str(r["gpu_memory_utilization"])]
+    if not any(a.startswith("--max-num-seqs") for a in spec.extra_args):
+        args += ["--max-num-seqs", str(r["max_num_seqs"])]
     if spec.adapters:
         args += ["--enable-lora", "--max-lora-rank", str(r["max_lora_rank"]), "--max-loras", str(r["max_loras"]),
                  "--lora-modules"]
@@ -189,7 +194,7 @@ def engine_kwargs(spec: ServerSpec, dist: tuple[str, str] | None) -> dict[str, A
         raise InputError("extra vLLM arguments are command-line flags of the server engine; with the "
                          "in-process engine leave them out", field="extra_args")
     kwargs: dict[str, Any] = {"model": spec.model, "dtype": spec.dtype, "seed": spec.seed,
-                              "enforce_eager": r["enforce_eager"]}
+                              "enforce_eager": r["enforce_eager"], "max_num_seqs": r["max_num_seqs"]}
     if r["tensor_parallel_size"] > 1:
         kwargs["tensor_parallel_size"] = r["tensor_parallel_size"]
     if r["max_model_len"]:

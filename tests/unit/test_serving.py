@@ -51,6 +51,7 @@ def test_cpu_build_defaults(served):
     assert _value(args, "--max-loras") == "2"  # every adapter in the batch at once
     assert "--max-model-len" not in args  # the model's own context length
     assert "--tensor-parallel-size" not in args and "--gpu-memory-utilization" not in args
+    assert _value(args, "--max-num-seqs") == "256"  # the batch holds max_in_flight (server default: 128)
 
 
 def test_cuda_defaults_never_get_cpu_flags(served):
@@ -71,7 +72,7 @@ def test_cuda_options_and_extra_args_last(served):
     assert _value(args, "--gpu-memory-utilization") == "0.45" and _value(args, "--max-model-len") == "8192"
     assert _value(args, "--max-loras") == "1" and _value(args, "--max-lora-rank") == "64"
     assert "--enforce-eager" in args  # asked for explicitly
-    assert args[-2:] == ["--max-num-seqs", "512"]
+    assert args[-2:] == ["--max-num-seqs", "512"] and args.count("--max-num-seqs") == 1
 
 
 def test_explicit_eager_off_on_cpu_and_user_chunked_prefill_kept(served):
@@ -97,6 +98,7 @@ def test_engine_kwargs_cpu_and_cuda(served):
     cpu = engine_kwargs(ServerSpec(model=model, adapters=adapters), CPU)
     assert cpu["enforce_eager"] is True and cpu["enable_chunked_prefill"] is False
     assert cpu["max_lora_rank"] == 32 and cpu["max_loras"] == 2 and "max_model_len" not in cpu
+    assert cpu["max_num_seqs"] == 256
     cuda = engine_kwargs(ServerSpec(model=model, adapters=adapters, tensor_parallel_size=2,
                                     gpu_memory_utilization=0.5), CUDA)
     assert cuda["enforce_eager"] is False and "enable_chunked_prefill" not in cuda
