@@ -101,7 +101,8 @@ def run_evalbench(workdir: Path, outputs: Path, base_url: str, concurrency: int,
            "--judge", f"url={base_url},model=judge", "--concurrency", str(concurrency), "--no-cache",
            "--out", str(out), "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "EVALBENCH_HOME": str(out / "home")})
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={**os.environ, "EVALBENCH_HOME": str(out / "home")})
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 3):
         raise SystemExit(f"evalbench failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -115,7 +116,7 @@ def run_alpaca_eval(workdir: Path, outputs: Path, refs: Path, base_url: str, con
     cfg, env = _ae_config(workdir, base_url, concurrency)
     cmd = [sys.executable, "-c", AE_CHILD, str(cfg), str(outputs), str(refs), str(concurrency)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **env})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"alpaca_eval failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
