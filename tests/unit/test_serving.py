@@ -334,3 +334,19 @@ def test_serve_command_takes_the_serving_options():
     spec = server_spec_from_args(args)
     assert (spec.tensor_parallel_size, spec.enforce_eager, spec.gpu_memory_utilization, spec.extra_args,
             spec.max_model_len) == (2, False, 0.8, ("--max-num-seqs=512",), None)
+
+
+def test_the_recipe_in_docs_gpu_md_is_a_valid_run_spec():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from evalbench.config import validate_spec
+    from evalbench.runspec import RunSpec
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "gpu.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    spec = validate_spec(RunSpec, {"suites": ["alpaca"], **yaml.safe_load(block)}, source="docs/gpu.md")
+    assert spec.model.serving.tensor_parallel_size == 2 and spec.judge.serving.tensor_parallel_size == 4
+    assert spec.judge.concurrency == 256 and spec.model.serving.max_in_flight == 512
