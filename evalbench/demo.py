@@ -6,15 +6,18 @@
    chosen = best / rejected = worst when they differ by more than 0.2 (Rafailov et al. 2023, §6.1:
    on-policy samples labelled by the reward);
 3. **train** DPO, IPO and cDPO x 3 training seeds (LoRA, `assets/recipes/demo_train.yaml`);
-4. **evaluate** base + the 9 adapters from one vLLM engine (`assets/recipes/demo.yaml`): the
+4. **evaluate** base (served as a zero LoRA adapter, see `zero_adapter`) + the 9 adapters from one
+   vLLM engine (`assets/recipes/demo.yaml`): the
    reward suite (fresh samples, VADER reward and the diversity of the same samples) plus small
    AlpacaEval 2 and MT-bench subsets judged by the tiny model itself (`--judge same`): pipeline
    proofs whose numbers mean nothing;
 5. the comparison table against the base (calibrated hierarchical tests, docs/statistics.md), the
    leaderboard CSVs, a report with the reward-vs-diversity frontier, and a side-by-side sample.
 
-Every step is cached or resumable: the pairs and every evaluation answer come from the model-call
-cache, a finished adapter is kept, so a second `evalbench demo` only restarts the engines.
+Every step is cached or resumable: every answer goes through the model-call cache, a finished
+adapter is kept and a finished run is reused (`finished_run`), so a second `evalbench demo` starts
+no engine and trains nothing. This module holds the recipes and pure parts (pair building, specs);
+`evalbench.cli.demo` sequences the steps and prints.
 """
 
 from __future__ import annotations
