@@ -75,17 +75,40 @@ def tokens_generated(run_path: Path, tokenizer) -> int:
     return total
 
 
+LOCAL_STARTS: list[float] = []  # InProcessEngine.start durations in this process (local executor)
+
+
+def time_local_engine_starts() -> None:
+    from evalbench.serve.inprocess import InProcessEngine
+
+    start = InProcessEngine.start
+
+    def timed(self):
+        t0 = time.perf_counter()
+        try:
+            return start(self)
+        finally:
+            LOCAL_STARTS.append(time.perf_counter() - t0)
+
+    InProcessEngine.start = timed
+
+
 def attempt(mode: str, base: Path, adapters: list[Path], args: argparse.Namespace, tokenizer) -> dict:
     from evalbench.api import run
 
     with tempfile.TemporaryDirectory(prefix=f"scaling-{mode}-") as tmp:
         spec = run_spec(mode, base, adapters, args, Path(tmp))
+        LOCAL_STARTS.clear()
         start = time.perf_counter()
         handle = run(spec)
         wall = time.perf_counter() - start
         header = handle.header()
-        engines = header.get("executor", {}).get("engines") or [{"model": str(base), "engine_starts": 1}]
-        return {"mode": mode, "wall_s": wall, "tokens": tokens_generated(handle.path, tokenizer),
+        engines = header.get("executor", {}).get("engines") or \
+            [{"model": str(base), "engine_starts": len(LOCAL_STARTS), "engine_start_s": sum(LOCAL_STARTS)}]
+        # Engines of one run start in parallel: the run waited for the slowest.
+        engine_start = max(e.get("engine_start_s", 0.0) for e in engines)
+        return {"mode": mode, "wall_s": wall, "engine_start_s": engine_start, "work_s": wall - engine_start,
+                "tokens": tokens_generated(handle.path, tokenizer),
                 "requests": header["model_calls"][-1]["generate"],
                 "workers": len(engines), "engine_starts": [e["engine_starts"] for e in engines],
                 "bases": sorted({e["model"] for e in engines})}
@@ -103,8 +126,9 @@ def start_ray(cpus: int):
 
 
 def table(results: list[dict], modes: list[str]) -> list[str]:
-    lines = ["| mode | workers | median wall s | min-max s | runs | engine starts per worker | tokens | requests |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [("| mode | workers | median wall s | min-max s | median engine start s | median wall - engine start s "
+             "| runs | engine starts per worker | tokens | requests |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     local = statistics.median(r["wall_s"] for r in results if r["mode"] == modes[0])
     for mode in modes:
         rows = [r for r in results if r["mode"] == mode]
@@ -112,7 +136,9 @@ def table(results: list[dict], modes: list[str]) -> list[str]:
         med = statistics.median(walls)
         starts = sorted({s for r in rows for s in r["engine_starts"]})
         lines.append(f"| {mode} | {rows[0]['workers']} | {med:.1f} ({med / local:.2f}x {modes[0]}) | "
-                     f"{min(walls):.1f}-{max(walls):.1f} | {len(rows)} | {starts} | "
+                     f"{min(walls):.1f}-{max(walls):.1f} | "
+                     f"{statistics.median(r['engine_start_s'] for r in rows):.1f} | "
+                     f"{statistics.median(r['work_s'] for r in rows):.1f} | {len(rows)} | {starts} | "
                      f"{sorted({r['tokens'] for r in rows})} | {sorted({r['requests'] for r in rows})} |")
     return lines
 
@@ -138,6 +164,7 @@ def main() -> int:
     from evalbench.models.tiny import ensure_tiny_model
 
     base = ensure_tiny_model()
+    time_local_engine_starts()
     tokenizer = AutoTokenizer.from_pretrained(base)
     adapter_dir = Path(tempfile.mkdtemp(prefix="scaling-adapters-"))
     adapters = [make_adapter(base, adapter_dir / f"a{i}", seed=i) for i in range(args.adapters)]
@@ -149,7 +176,7 @@ def main() -> int:
         for mode in modes:  # interleaved: A B C, A B C, ...
             r = attempt(mode, base, adapters, args, tokenizer)
             results.append(r)
-            print(f"repeat {rep} {mode:<6} {r['wall_s']:7.1f} s  tokens {r['tokens']}  requests {r['requests']}  "
+            print(f"repeat {rep} {mode:<6} {r['wall_s']:7.1f} s (engine start {r['engine_start_s']:.1f} s)  tokens {r['tokens']}  requests {r['requests']}  "
                   f"engine starts {r['engine_starts']}", flush=True)
 
     # Equal work and one engine per base model per worker, or the timings mean nothing.
@@ -171,7 +198,9 @@ def main() -> int:
         (f"{args.adapters} adapters x {args.seeds} seeds, MT-bench generation ({args.questions} questions, both "
          f"turns, max {args.max_tokens} new tokens), fake judge; tiny model, vLLM CPU build in-process; Ray "
          f"single-node on 127.0.0.1 with {args.ray_cpus} CPUs; wall = the whole `api.run` (engine starts "
-         f"included), fresh cache each run; modes interleaved, {args.repeats} repeats."), "",
+         f"included), fresh cache each run; modes interleaved, {args.repeats} repeats. Engine start: opening "
+         f"the engine (in the Ray actor for ray modes; the slowest when several start at once); the "
+         f"actor's own start and Ray's scheduling are in the remainder."), "",
         *lines, "",
         "Checks: " + ("; ".join(problems) if problems else
                       "every mode generated the same tokens; exactly one engine start per base model per worker."),

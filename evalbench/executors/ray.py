@@ -28,6 +28,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -175,7 +176,9 @@ class EngineWorker:
         # Never the run directory: workers do not write the run (and may sit on another node).
         log_dir = Path(tempfile.mkdtemp(prefix="evalbench-ray-"))
         self._stack = contextlib.ExitStack()
+        started = time.perf_counter()
         self.engine = self._stack.enter_context(open_backend(backend_name, BackendRequest(model, adapters, log_dir)))
+        self.engine_start_s = time.perf_counter() - started
         self.engine_starts = 1
         self.serial = backend_name == "vllm-inprocess"
         self.engine_groups = sorted(descendant_groups(os.getpid()))
@@ -190,7 +193,8 @@ class EngineWorker:
         ctx = ray.get_runtime_context()
         return {"names": list(self.engine.names), "served_name": self.engine.served_name, "pid": os.getpid(),
                 "node": ctx.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()],
-                "engine_starts": self.engine_starts, "engine_groups": self.engine_groups, "serial": self.serial}
+                "engine_starts": self.engine_starts, "engine_groups": self.engine_groups, "serial": self.serial,
+                "engine_start_s": round(self.engine_start_s, 2)}
 
     def _backend(self, name: str) -> Any:
         if name not in self._backends:
