@@ -52,12 +52,13 @@ def test_null_groups_are_rarely_flagged_by_compare_and_gate(tmp_path, capsys):
         assert code in (0, 1)
         gate_flags += code == 1
         if rep == 0:
-            assert row["test"] == "hierarchical" and row["level"] == "model+prompt"
+            # 5 vs 5 trained models: the model level (Welch on model means; stats.MODEL_LEVEL_MIN)
+            assert row["test"] == "hierarchical" and row["level"] == "model"
             assert (row["n_models"], row["n_models_baseline"], row["n_gen_seeds"], row["n_prompts"]) == \
                 (5, 5, 1, N_PROMPTS)
             assert row["mde"] > 0 and row["delta_ci_low"] < row["delta"] < row["delta_ci_high"]
             assert data["family"]["label"].startswith("holm over 1 tests: 1 group x 1 metric")
-            assert "hierarchical (model+prompt)" in md and f"models 5/5, gen. seeds 1/1, prompts {N_PROMPTS}" in md
+            assert "hierarchical (model)" in md and f"models 5/5, gen. seeds 1/1, prompts {N_PROMPTS}" in md
     assert compare_flags <= REPLICATES // 10, compare_flags
     assert gate_flags <= REPLICATES // 10, gate_flags
 
@@ -67,7 +68,7 @@ def test_text_output_names_the_test_and_levels_and_a_real_drop_fails_the_gate(tm
     assert main(["-q", "compare", str(base), str(cand), "--baseline", "a", "--iters", "200",
                  "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert "hierarchical (model+prompt); models 5 vs 5, gen. seeds 1 vs 1, prompts 120" in out
+    assert "hierarchical (model); models 5 vs 5, gen. seeds 1 vs 1, prompts 120" in out
     assert "MDE(80%)" in out and "Family: holm over 1 tests" in out and "<u>" in out
     rules = tmp_path / "rules.yaml"
     rules.write_text("iters: 200\nrules:\n  - {metric: win_rate, max_drop: 1.0}\n")

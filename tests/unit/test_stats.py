@@ -527,11 +527,25 @@ def test_hierarchical_seed_dominated_is_close_to_welch_on_model_means():
     prompts = rng.normal(0, 5, 400)
     a = 50 + prompts + rng.normal(0, 4.0, (5, 1)) + rng.normal(0, 1, (5, 400))
     b = 50 + prompts + rng.normal(0, 4.0, (5, 1)) + rng.normal(0, 1, (5, 400))
+    # 5 models per side: the test is Welch on model means (S.MODEL_LEVEL_MIN; calibration benchmark).
     r = S.hierarchical_test(a, b)
     ref = scipy_stats.ttest_ind(a.mean(1), b.mean(1), equal_var=False)
-    assert r.level == "model+prompt" and (r.n_models_a, r.n_models_b) == (5, 5)
-    assert r.p_value == pytest.approx(ref.pvalue, rel=0.05)
-    assert r.df == pytest.approx(ref.df, rel=0.05)
+    assert r.level == "model" and (r.n_models_a, r.n_models_b) == (5, 5)
+    assert r.p_value == pytest.approx(ref.pvalue, rel=1e-9) and r.df == pytest.approx(ref.df, rel=1e-9)
+    lo, hi = ref.confidence_interval(0.95)
+    assert (r.ci_low, r.ci_high) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
+    # 2 models per side: the mixed estimate, which a dominant seed variance makes close to Welch.
+    r2 = S.hierarchical_test(a[:2], b[:2])
+    ref2 = scipy_stats.ttest_ind(a[:2].mean(1), b[:2].mean(1), equal_var=False)
+    assert r2.level == "model+prompt" and r2.p_value == pytest.approx(ref2.pvalue, rel=0.1)
+
+
+def test_model_level_one_sided_with_margin_matches_welch():
+    rng = np.random.default_rng(34)
+    a, b = rng.normal(0.5, 1, (4, 30)), rng.normal(0, 1, (3, 30))
+    r = S.hierarchical_test(a, b, alternative="greater", margin=0.2)
+    ref = scipy_stats.ttest_ind(a.mean(1) - 0.2, b.mean(1), equal_var=False, alternative="greater")
+    assert r.level == "model" and r.p_value == pytest.approx(ref.pvalue, rel=1e-9)
 
 
 def test_hierarchical_missing_prompts_are_dropped_and_counted():
