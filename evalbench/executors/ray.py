@@ -115,7 +115,8 @@ def chunk_size(n: int, engines: int, max_chunk: int = MAX_CHUNK) -> int:
 # -- the worker ---------------------------------------------------------------------------------
 
 # Watches the actor's process; when it is gone (killed: no cleanup ran), kills the engine's process
-# groups. vLLM's engine core outlives its parent (docs/cpu-notes.md), and Ray kills only the actor.
+# groups. vLLM's engine core outlives its parent (docs/cpu-notes.md); Ray kills the actor and its direct
+# children only.
 _REAPER = """
 import os, signal, sys, time
 owner, groups = int(sys.argv[1]), [int(g) for g in sys.argv[2:]]
@@ -151,13 +152,17 @@ def descendant_groups(pid: int) -> set[int]:
 
 
 def start_reaper(owner: int, groups: set[int]) -> None:
+    """Start the watcher detached (a grandchild in its own session): Ray kills an actor's direct
+    children when it dies, and would take a child watcher with it."""
     if groups:
         import subprocess
         import sys
 
-        subprocess.Popen([sys.executable, "-c", _REAPER, str(owner), *map(str, sorted(groups))],
-                         start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        launch = ("import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True, "
+                  "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)")
+        subprocess.run([sys.executable, "-c", launch, sys.executable, "-c", _REAPER, str(owner),
+                        *map(str, sorted(groups))], check=False, timeout=60,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class EngineWorker:

@@ -190,3 +190,27 @@ def test_tiny_model_uninterrupted_through_ray_is_the_local_run(ray_cluster, tiny
     assert _generations(distributed) == _generations(ref)
     assert distributed.header()["model_calls"] == ref.header()["model_calls"]
     assert [e["engine_starts"] for e in distributed.header()["executor"]["engines"]] == [1]
+
+
+def test_a_killed_workers_engine_groups_are_killed_by_its_watcher(ray_cluster):
+    """Ray kills a dead actor's direct children, not their children in other process groups (vLLM's
+    engine core); the watcher, detached so that Ray does not take it along, kills those groups."""
+    import subprocess
+
+    from evalbench.executors.ray import descendant_groups, start_reaper
+
+    class Owner:  # an engine owner in miniature: a child in its own group, with a grandchild
+        def __init__(self):
+            self.child = subprocess.Popen(["bash", "-c", "sleep 600 & sleep 600"], start_new_session=True)
+            time.sleep(0.5)
+            self.groups = sorted(descendant_groups(os.getpid()))
+            start_reaper(os.getpid(), set(self.groups))
+
+        def groups_(self) -> list[int]:
+            return self.groups
+
+    owner = ray_cluster.remote(Owner).options(num_cpus=0.1).remote()
+    groups = ray_cluster.get(owner.groups_.remote())
+    assert groups
+    ray_cluster.kill(owner)
+    assert _gone(groups)
