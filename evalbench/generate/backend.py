@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from evalbench.cache import Cache, cache_key
-from evalbench.types import GenRequest, Generation
+from evalbench.types import Generation, GenRequest
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,18 @@ class Backend(Protocol):
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
                           desc: str | None = None) -> list[Generation]: ...
+
+
+def answer_in_order(requests: Sequence[GenRequest], answer: Callable[[GenRequest], Generation],
+                    on_result: Callable[[int, Generation], None] | None = None) -> list[Generation]:
+    """`answer` each request in turn, reporting each result as it comes (in-process backends)."""
+    out = []
+    for i, req in enumerate(requests):
+        gen = answer(req)
+        if on_result is not None:
+            on_result(i, gen)
+        out.append(gen)
+    return out
 
 
 def request_key(who: dict[str, Any], req: GenRequest) -> str:

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalbench.types import Choice, GenRequest, Generation, TokenLogprob
+from evalbench.generate.backend import answer_in_order
+from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 Responder = Callable[[dict[str, Any]], "str | Sequence[str]"]
 
@@ -84,13 +85,7 @@ class FakeBackend:
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
                           desc: str | None = None) -> list[Generation]:
-        out = []
-        for i, req in enumerate(requests):
-            gen = self._answer(req)
-            if on_result is not None:
-                on_result(i, gen)
-            out.append(gen)
-        return out
+        return answer_in_order(requests, self._answer, on_result)
 
     def _answer(self, req: GenRequest) -> Generation:
         body = request_body(self.model, req)

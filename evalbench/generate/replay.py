@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalbench.generate.backend import answer_in_order
 from evalbench.io import sha256_file
-from evalbench.types import Choice, GenRequest, Generation
+from evalbench.types import Choice, Generation, GenRequest
 
 # sample_id -> choices, each choice the texts of its turns in order.
 Replay = Mapping[str, Sequence[Sequence[str]]]
@@ -52,13 +53,7 @@ class ReplayBackend:
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
                           desc: str | None = None) -> list[Generation]:
-        out = []
-        for i, req in enumerate(requests):
-            gen = self._answer(req)
-            if on_result is not None:
-                on_result(i, gen)
-            out.append(gen)
-        return out
+        return answer_in_order(requests, self._answer, on_result)
 
     def _answer(self, req: GenRequest) -> Generation:
         if req.origin is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,13 @@ def _row_prompt(row: dict) -> tuple[dict, ...]:
     return parse_prompt(row["prompt"])
 
 
-def read_score_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, tuple | None, str | None]]:
-    """(line, row, prompt messages or None, error or None) for each JSONL row."""
+def _parsed_rows(path: Path, skip_bad_rows: bool,
+                 parse: Callable[[int, dict], Any]) -> list[tuple[int, dict, Any, str | None]]:
+    """(line, row, parse(line, row) or None, error or None) for each JSONL row of `path`.
+
+    A bad row is an InputError naming the file, line and field, or with `skip_bad_rows` a row kept
+    with its error (scored as missing, never silently dropped).
+    """
     from evalbench.train.data import RowError, jsonl_rows
 
     if not path.exists():
@@ -173,21 +178,32 @@ def read_score_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, tu
         try:
             if isinstance(row, RowError):
                 raise row
-            prompt = _row_prompt(row)
-            response = row.get("response")
-            if not isinstance(response, str):
-                raise RowError("missing field" if response is None else
-                               f"response must be a string, got {type(response).__name__}", "response")
+            parsed = parse(lineno, row)
         except RowError as exc:
             if not skip_bad_rows:
                 raise InputError(f"{exc} (pass --skip-bad-rows to keep going)", path=path, line=lineno,
                                  field=exc.field) from None
             out.append((lineno, row if isinstance(row, dict) else {}, None, f"[{exc.field}] {exc}"))
             continue
-        out.append((lineno, row, prompt, None))
+        out.append((lineno, row, parsed, None))
     if not out:
         raise InputError("no rows to score; the file is empty", path=path, field="--data")
     return out
+
+
+def read_score_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, tuple | None, str | None]]:
+    """(line, row, prompt messages or None, error or None) for each JSONL row."""
+    from evalbench.train.data import RowError
+
+    def parse(lineno: int, row: dict) -> tuple:
+        prompt = _row_prompt(row)
+        response = row.get("response")
+        if not isinstance(response, str):
+            raise RowError("missing field" if response is None else
+                           f"response must be a string, got {type(response).__name__}", "response")
+        return prompt
+
+    return _parsed_rows(path, skip_bad_rows, parse)
 
 
 def _as_completion(response: str) -> tuple[dict, ...]:
@@ -258,26 +274,9 @@ def score_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_row
 def read_pair_rows(path: Path, skip_bad_rows: bool) -> list[tuple[int, dict, Any, str | None]]:
     """(line, row, PreferencePair or None, error or None) for each JSONL row of preference pairs
     (every paired format the trainer reads: TRL, HH dialogues, UltraFeedback message lists)."""
-    from evalbench.train.data import RowError, RowRef, jsonl_rows, parse_pair
+    from evalbench.train.data import RowRef, parse_pair
 
-    if not path.exists():
-        raise InputError("file not found", path=path, field="--data")
-    out = []
-    for lineno, row in jsonl_rows(path):
-        try:
-            if isinstance(row, RowError):
-                raise row
-            _, pair = parse_pair(row, RowRef(str(path), lineno))
-        except RowError as exc:
-            if not skip_bad_rows:
-                raise InputError(f"{exc} (pass --skip-bad-rows to keep going)", path=path, line=lineno,
-                                 field=exc.field) from None
-            out.append((lineno, row if isinstance(row, dict) else {}, None, f"[{exc.field}] {exc}"))
-            continue
-        out.append((lineno, row, pair, None))
-    if not out:
-        raise InputError("no rows to score; the file is empty", path=path, field="--data")
-    return out
+    return _parsed_rows(path, skip_bad_rows, lambda lineno, row: parse_pair(row, RowRef(str(path), lineno))[1])
 
 
 def score_pairs_file(rm: RewardModel, data: Path, *, batch_size: int = 8, skip_bad_rows: bool = False,
