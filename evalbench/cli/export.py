@@ -88,7 +88,9 @@ def add_analyze(subparsers) -> None:
     sub.required = True
     r = sub.add_parser("rewards", help="reward distributions, Welch tests, length bias, readability, keywords",
                        description="Analyse JSONL rows {checkpoint, prompt, response, reward}.")
-    r.add_argument("--scores", type=Path, required=True, help="JSONL written by `evalbench reward score`")
+    r.add_argument("--scores", type=Path, required=True,
+                   help="JSONL written by `evalbench reward score` (required); from `reward score --pairs`: "
+                        "pairwise accuracy and a paired chosen-vs-rejected test instead")
     r.add_argument("--json", action="store_true", help="print the full analysis as JSON")
     r.add_argument("--out", type=Path, help="write rewards_analysis.{json,md} and plots into this directory "
                    "(default: none; the result is printed either way)")
@@ -98,12 +100,25 @@ def add_analyze(subparsers) -> None:
 
 def run_analyze_rewards(args: argparse.Namespace) -> int:
     from evalbench.report.reward_analysis import (
+        analyze_pairs,
         analyze_rewards,
+        is_pairs_file,
+        load_reward_pairs,
         load_reward_scores,
+        pairs_to_markdown,
         to_markdown,
         write_outputs,
+        write_pair_outputs,
     )
 
+    if is_pairs_file(args.scores):  # `reward score --pairs` output: chosen vs rejected of each pair
+        pairs, unscored = load_reward_pairs(args.scores)
+        result = analyze_pairs(pairs, n_unscored=unscored)
+        sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else pairs_to_markdown(result))
+        if args.out:
+            paths = write_pair_outputs(pairs, result, args.out)
+            print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr if args.json else sys.stdout)
+        return 0
     rows = load_reward_scores(args.scores)
     result = analyze_rewards(rows, top_k=args.top_k)
     if args.json:

@@ -305,6 +305,92 @@ def analyze_rewards(rows: Sequence[RewardRow], *, top_k: int = 10, conf: float =
 
 
 # ---------------------------------------------------------------------------------------------
+# chosen vs rejected (rows of `evalbench reward score --pairs`)
+
+
+def is_pairs_file(path: str | Path) -> bool:
+    """Whether a scores file holds chosen/rejected pairs (`reward score --pairs` output)."""
+    for _, obj in iter_jsonl(path):
+        return "reward_chosen" in obj and "reward_rejected" in obj
+    return False
+
+
+def load_reward_pairs(path: str | Path) -> tuple[list[tuple[float, float]], int]:
+    """((chosen reward, rejected reward) per scored pair, number of unscored pairs); errors name the
+    file, line and field. Pairs the reward model could not score (null rewards) are counted, never
+    analysed as if scored."""
+    pairs, unscored = [], 0
+    for lineno, obj in iter_jsonl(path):
+        values = []
+        for key in ("reward_chosen", "reward_rejected"):
+            if key not in obj:
+                raise InputError("missing field", path=path, line=lineno, field=key)
+            v = obj[key]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(float(v))):
+                raise InputError(f"reward must be a finite number or null, got {v!r}", path=path, line=lineno,
+                                 field=key)
+            values.append(v)
+        if None in values:
+            unscored += 1
+            continue
+        pairs.append((float(values[0]), float(values[1])))
+    if not pairs:
+        raise InputError("no scored pairs", path=path)
+    return pairs, unscored
+
+
+def analyze_pairs(pairs: Sequence[tuple[float, float]], *, conf: float = 0.95,
+                  n_unscored: int = 0) -> dict[str, Any]:
+    """Pairwise accuracy and a paired chosen-vs-rejected test for a reward model on preference pairs.
+
+    Pairwise accuracy = share of pairs with reward(chosen) > reward(rejected) (ties counted apart).
+    The test is paired (both rewards score the same prompt): the paired t-test on the margins, its
+    CI, and the Wilcoxon signed-rank test, which does not assume normal margins. A Welch test of the
+    two reward distributions would ignore the pairing and understate the evidence.
+    """
+    st = _stats()
+    chosen = np.array([c for c, _ in pairs])
+    rejected = np.array([r for _, r in pairs])
+    margins = chosen - rejected
+    n = int(margins.size)
+    out: dict[str, Any] = {"n_pairs": n, "n_unscored": int(n_unscored),
+                           "pairwise_accuracy": float(np.mean(margins > 0)), "ties": int(np.sum(margins == 0)),
+                           "margin": _describe(margins.tolist()), "chosen": _describe(chosen.tolist()),
+                           "rejected": _describe(rejected.tolist()), "conf": conf}
+    if n >= 2 and float(margins.std()) > 0:
+        t = st.ttest_rel(chosen, rejected)
+        ci = t.confidence_interval(confidence_level=conf)
+        out["paired_t"] = {"t": float(t.statistic), "df": float(t.df), "p_value": float(t.pvalue),
+                           "margin_ci_low": float(ci.low), "margin_ci_high": float(ci.high)}
+        w = st.wilcoxon(chosen, rejected)
+        out["wilcoxon"] = {"statistic": float(w.statistic), "p_value": float(w.pvalue)}
+    else:
+        out["note"] = "fewer than 2 pairs or constant margins: no paired test"
+    return out
+
+
+def pairs_to_markdown(result: Mapping[str, Any]) -> str:
+    unscored = f" ({result['n_unscored']} unscored, left out)" if result.get("n_unscored") else ""
+    margin, chosen, rejected = result["margin"], result["chosen"], result["rejected"]
+    lines = ["# Reward model on preference pairs", "",
+             f"- pairs scored: {result['n_pairs']}{unscored}",
+             f"- pairwise accuracy (chosen > rejected): {100 * result['pairwise_accuracy']:.1f} % ({result['ties']} ties)",
+             f"- margin (chosen − rejected): mean {_f(margin['mean'])}, std {_f(margin['std'])}",
+             (f"- chosen reward: mean {_f(chosen['mean'])}, std {_f(chosen['std'])}; "
+              f"rejected: mean {_f(rejected['mean'])}, std {_f(rejected['std'])}")]
+    if "paired_t" in result:
+        t, w = result["paired_t"], result["wilcoxon"]
+        lines += [(f"- paired t-test: t = {t['t']:.3g}, df = {t['df']:.0f}, p = {t['p_value']:.3g}; "
+                   f"{100 * result['conf']:.0f} % CI of the mean margin [{t['margin_ci_low']:.3g}, "
+                   f"{t['margin_ci_high']:.3g}]"),
+                  f"- Wilcoxon signed-rank: W = {w['statistic']:.3g}, p = {w['p_value']:.3g}"]
+    elif result.get("note"):
+        lines.append(f"- {result['note']}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # rendering
 
 
@@ -378,5 +464,40 @@ def write_outputs(rows: Sequence[RewardRow], result: Mapping[str, Any], out_dir:
     return paths
 
 
-__all__ = ["RewardRow", "analyze_rewards", "count_syllables", "flesch_kincaid_grade", "length_bias",
-           "load_reward_scores", "tfidf_keywords", "to_markdown", "welch_pairs", "word_count", "write_outputs"]
+def write_pair_outputs(pairs: Sequence[tuple[float, float]], result: Mapping[str, Any],
+                       out_dir: str | Path) -> list[Path]:
+    """`pairs_analysis.json`, `pairs_analysis.md` and the chosen-vs-rejected reward distributions."""
+    import json
+
+    from evalbench.io import write_text_atomic
+    from evalbench.report import plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jp, mp = out / "pairs_analysis.json", out / "pairs_analysis.md"
+    write_text_atomic(jp, json.dumps(result, indent=2) + "\n")
+    image = plots.score_distributions({"chosen": [c for c, _ in pairs], "rejected": [r for _, r in pairs]},
+                                      out / "chosen_vs_rejected.png", title="reward of chosen vs rejected",
+                                      xlabel="reward")
+    write_text_atomic(mp, pairs_to_markdown(result) + (f"\n![{image.stem}]({image.name})\n" if image else ""))
+    return [jp, mp] + ([image] if image else [])
+
+
+__all__ = [
+    "RewardRow",
+    "analyze_pairs",
+    "analyze_rewards",
+    "count_syllables",
+    "flesch_kincaid_grade",
+    "is_pairs_file",
+    "length_bias",
+    "load_reward_pairs",
+    "load_reward_scores",
+    "pairs_to_markdown",
+    "tfidf_keywords",
+    "to_markdown",
+    "welch_pairs",
+    "word_count",
+    "write_outputs",
+    "write_pair_outputs",
+]

@@ -151,3 +151,31 @@ def test_cli_analyze_rewards(tmp_path, capsys):
         assert (out / name).exists(), name
     assert (out / "reward_distributions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["-q", "analyze", "rewards", "--scores", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_pairs_from_reward_score_pairs_get_accuracy_and_a_paired_test(tmp_path, capsys):
+    # issue 16: `analyze rewards` on `reward score --pairs` output: pairwise accuracy and a paired test.
+    import json
+
+    import numpy as np
+    from scipy import stats as scipy_stats
+
+    from evalbench.cli import main
+
+    rng = np.random.default_rng(5)
+    chosen = rng.normal(0.5, 1.0, 40)
+    rejected = chosen - rng.normal(0.4, 0.5, 40)
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b", "reward_chosen": float(c),
+             "reward_rejected": float(r), "reward_margin": float(c - r)} for i, (c, r) in enumerate(zip(chosen, rejected))]
+    rows.append({"prompt": "x", "chosen": "a", "rejected": "b", "reward_chosen": None, "reward_rejected": None,
+                 "reward_margin": None})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["analyze", "rewards", "--scores", str(path), "--json", "--out", str(tmp_path / "out")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_pairs"] == 40 and result["n_unscored"] == 1
+    assert result["pairwise_accuracy"] == pytest.approx(float(np.mean(chosen > rejected)))
+    ref = scipy_stats.ttest_rel(chosen, rejected)
+    assert result["paired_t"]["p_value"] == pytest.approx(ref.pvalue) and result["wilcoxon"]["p_value"] < 0.05
+    assert (tmp_path / "out" / "pairs_analysis.md").read_text().startswith("# Reward model on preference pairs")
+    assert (tmp_path / "out" / "chosen_vs_rejected.png").exists()
