@@ -55,7 +55,9 @@ def vllm_server(tiny_model, lora_adapter, lora_adapter_b, tmp_path_factory):
     from evalbench.config import AdapterSpec, ServerSpec
     from evalbench.serve.vllm_server import VLLMServer
 
-    spec = ServerSpec(model=str(tiny_model), served_name="tiny", dtype="float32", max_model_len=1024,
+    # The model's full context: a stratified --limit draws long AlpacaEval instructions too, whose
+    # judge prompts pass 1024 tokens.
+    spec = ServerSpec(model=str(tiny_model), served_name="tiny", dtype="float32", max_model_len=2048,
                       adapters=(AdapterSpec(name="lora_a", path=str(lora_adapter)),
                                 AdapterSpec(name="lora_b", path=str(lora_adapter_b))), startup_timeout_s=300)
     with VLLMServer(spec, log_dir=tmp_path_factory.mktemp("server-logs")) as server:

@@ -1,7 +1,7 @@
 """MT-bench on real components: the tiny model answers through vLLM (base "tiny" and adapter
 "lora_a"), and the same server's base model judges with constrained output.
 
-The shared server has `max_model_len=1024`, so answers are kept to 32 tokens and the judge to 48
+The shared server has `max_model_len=2048`, so answers are kept to 32 tokens and the judge to 48
 (a constrained judge's explanation then shrinks to fit, see `judging.output_regex`). The question
 set keeps every judge prompt inside the context: pairwise multi-turn prompts of reference-guided
 questions are longer than 1024 tokens here, so question 104 (reasoning) is graded single only.
