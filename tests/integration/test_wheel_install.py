@@ -37,7 +37,8 @@ assert sorted(p.stem for p in TRAIN_RECIPES.glob("*.yaml")) == ["dpo", "ipo", "k
 for name in ("dpo", "ipo", "kto", "orpo_qlora", "rm", "wpo"):
     load_train_spec(name, profile="tiny", out="runs/x")
 assert (OPENLLM_TASKS / "arc_challenge.yaml").is_file() and (OPENLLM_TASKS / "openllm_data.py").is_file()
-assert asset("recipes", "demo.yaml").is_file()
+assert all(asset("recipes", f).is_file() for f in ("demo.yaml", "demo_pairs.yaml", "demo_train.yaml"))
+assert asset("prompts", "movie_chat.jsonl").is_file() and asset("prompts", "imdb_openings.jsonl").is_file()
 print("resources ok")
 """
 
@@ -108,3 +109,12 @@ def test_core_install_reads_compares_gates_exports_and_reports(installed, tmp_pa
                  ["report", str(results), "--out", str(tmp_path / "report")]):
         proc = _run(installed, tmp_path, "-c", CORE_ONLY, *args)
         assert proc.returncode in ((0, 1) if args[0] == "gate" else (0,)), (args, proc.stderr[-2000:])
+
+
+def test_installed_wheel_trains_from_a_packaged_recipe(installed, tmp_path):
+    # `evalbench train --config dpo --profile tiny` outside the checkout: the recipe is package data.
+    out = tmp_path / "dpo"
+    proc = _run(installed, tmp_path, "-m", "evalbench", "train", "--config", "dpo", "--profile", "tiny",
+                "--max-steps", "3", "--out", str(out), "--seed", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "adapter_model.safetensors").exists() and (out / "train_meta.json").exists()
