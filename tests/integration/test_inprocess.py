@@ -68,6 +68,6 @@ def test_base_answers_are_the_base_models_when_adapters_share_the_batch(tiny_mod
         t.start()
     for t in threads:
         t.join()
-    assert vllm_server.base_via_lora
     assert results["tiny"] == alone
     assert results["lora_a"] != alone
+    assert vllm_server.base_via_lora
