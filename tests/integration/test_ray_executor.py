@@ -74,6 +74,25 @@ def test_fake_run_is_the_same_through_both_executors(ray_cluster, tmp_path, data
     assert again.header()["model_calls"][-1]["judge"] == 0
 
 
+def _kill_and_wait(ray, actor, timeout: float = 60.0) -> None:
+    """`ray.kill` returns before the actor is gone; wait until a call fails, so the test is not a race."""
+    import time
+
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.describe.remote(), timeout=10)
+        except RayActorError:  # dead, as wanted (ActorDiedError is one)
+            return
+        except GetTimeoutError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the killed Ray actor still answers")
+
+
 def test_remote_backend_moves_a_dead_workers_requests_and_stops_when_none_is_left(ray_cluster):
     from evalbench.executors.ray import EngineLost, EnginePool, EngineWorker, RemoteBackend
     from evalbench.runspec import ModelSpec
@@ -85,12 +104,12 @@ def test_remote_backend_moves_a_dead_workers_requests_and_stops_when_none_is_lef
     pool = EnginePool("fake", actors, infos)
     remote = RemoteBackend(pool, "fake", ray_cluster.get(actors[0].who.remote("fake")), max_chunk=2)
     requests = [GenRequest(prompt=f"p{i}") for i in range(7)]
-    ray_cluster.kill(actors[0])
+    _kill_and_wait(ray_cluster, actors[0])
     seen: list[int] = []
     gens = remote.generate_uncached(requests, on_result=lambda i, g: seen.append(i))
     assert [g.text for g in gens] == [f"echo: p{i}" for i in range(7)] and sorted(seen) == list(range(7))
     assert pool.dead == {0} and pool.live == 1
-    ray_cluster.kill(actors[1])
+    _kill_and_wait(ray_cluster, actors[1])
     with pytest.raises(EngineLost, match="rerun the same command to resume"):
         remote.generate_uncached(requests)
 
