@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalbench.errors import EvalbenchError, ServerError
+from evalbench.generate.backend import openai_request_body
 from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 log = logging.getLogger(__name__)
@@ -226,32 +227,7 @@ class OpenAICompatibleBackend:
 
     def request_body(self, req: GenRequest) -> dict[str, Any]:
         """The JSON body of `req` for /chat/completions or /completions (vLLM extras at top level)."""
-        s = req.sampling
-        body: dict[str, Any] = {"model": self.model, "temperature": s.temperature, "top_p": s.top_p,
-                                "max_tokens": s.max_tokens, "n": s.n}
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if s.stop:
-            body["stop"] = list(s.stop)
-        min_tokens = getattr(s, "min_tokens", 0)
-        if min_tokens:
-            body["min_tokens"] = min_tokens  # vLLM extra parameter (decode-bound benchmarks)
-        structured = s.structured_outputs()
-        if structured is not None:
-            body["structured_outputs"] = structured
-        if req.kind == "chat":
-            body["messages"] = list(req.messages)
-            if s.logprobs:
-                body["logprobs"] = True
-                if s.top_logprobs is not None:
-                    body["top_logprobs"] = s.top_logprobs
-        else:
-            body["prompt"] = req.prompt
-            if s.logprobs or req.echo:
-                body["logprobs"] = max(1, s.top_logprobs or 1)
-            if req.echo:
-                body["echo"] = True
-        return body
+        return openai_request_body(self.model, req)
 
     async def _send(self, client, req: GenRequest, body: dict[str, Any] | None = None) -> Generation:
         import httpx

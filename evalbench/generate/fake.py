@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalbench.generate.backend import answer_in_order
+from evalbench.generate.backend import answer_in_order, openai_request_body
 from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 Responder = Callable[[dict[str, Any]], "str | Sequence[str]"]
@@ -32,29 +32,7 @@ def echo(body: dict[str, Any]) -> str:
 
 def request_body(model: str, req: GenRequest) -> dict[str, Any]:
     """The OpenAI-style body of `req` as the HTTP client would send it, as a scripted responder sees it."""
-    s = req.sampling
-    body: dict[str, Any] = {"model": model, "temperature": s.temperature, "top_p": s.top_p,
-                            "max_tokens": s.max_tokens, "n": s.n}
-    if s.seed is not None:
-        body["seed"] = s.seed
-    if s.stop:
-        body["stop"] = list(s.stop)
-    if req.messages is not None:
-        body["messages"] = [dict(m) for m in req.messages]
-        if s.logprobs:
-            body["logprobs"] = True
-            if s.top_logprobs is not None:
-                body["top_logprobs"] = s.top_logprobs
-    else:
-        body["prompt"] = req.prompt
-        if s.logprobs or req.echo:
-            body["logprobs"] = max(1, s.top_logprobs or 1)
-        if req.echo:
-            body["echo"] = True
-    structured = s.structured_outputs()
-    if structured is not None:
-        body["structured_outputs"] = structured
-    return body
+    return openai_request_body(model, req)
 
 
 class FakeBackend:
