@@ -3,6 +3,8 @@
     open the policy backend (evalbench.backends: vLLM server / in-process / endpoint / replay / fake)
     -> generate every suite x checkpoint x seed
     -> judge (same engine, a second vLLM server, or any endpoint)  ->  finalize (cross-checkpoint)
+       (a judged unit is judged as soon as its answers are in, while the others generate, where
+       the judge can be open during generation: `OverlappedScoring`, evalbench.serve.sharing)
     -> summarize per checkpoint x seed (pure, on the final records)  ->  aggregate  ->  summary.json
 
 Suites return records; `RecordSink` appends those that are not stored yet. The run id defaults to
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from evalbench.paths import cache_path as default_cache_path
 from evalbench.preflight import preflight_run
 from evalbench.provenance import adapter_identity
 from evalbench.runspec import ModelSpec, RunSpec, checkpoint_meta, expand_adapters
+from evalbench.serve.sharing import judge_overlaps_generation
 from evalbench.store import GenerationRecord, ResultsStore, Run, SampleRecord
 from evalbench.suites.base import SUITES, Checkpoint, Suite, SuiteContext
 
@@ -136,6 +139,10 @@ class RecordSink:
     def __init__(self, run: Run):
         self.run = run
 
+    def add_header(self, header: Mapping[str, Any]) -> None:
+        if header:
+            self.run.update_header(**dict(header))
+
     def add_generations(self, records: Sequence[GenerationRecord]) -> int:
         return self.run.append_generations(records) if records else 0
 
@@ -148,14 +155,19 @@ class RecordSink:
 MAX_UNIT_THREADS = 64
 
 
+UnitDone = Callable[[Unit, list[GenerationRecord]], None]
+
+
 def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
-                   seeds: Sequence[int], ctx: SuiteContext) -> dict[Unit, list[GenerationRecord]]:
+                   seeds: Sequence[int], ctx: SuiteContext, on_unit: UnitDone | None = None
+                   ) -> dict[Unit, list[GenerationRecord]]:
     """Every checkpoint x seed of a suite generates together, so one engine batch holds them all.
 
-    Records are written as units finish. On a failure no new unit starts; the running ones finish
-    and are written (their answers are cached either way), then the failure is raised.
+    Records are written as units finish, then handed to `on_unit` (the overlapped judging). On a
+    failure no new unit starts; the running ones finish and are written (their answers are cached
+    either way), then the failure is raised.
     """
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     gens: dict[Unit, list[GenerationRecord]] = {}
     for suite in suites:
@@ -166,7 +178,7 @@ def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Seque
             running = {pool.submit(suite.generate, ctx, by_name[ck], seed): (s, ck, seed) for s, ck, seed in units}
             failure: BaseException | None = None
             while running:
-                done, _ = wait(running, return_when=FIRST_EXCEPTION)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     unit = running.pop(fut)
                     if fut.cancelled():
@@ -176,6 +188,8 @@ def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Seque
                         continue
                     gens[unit] = fut.result()
                     sink.add_generations(gens[unit])
+                    if on_unit is not None:
+                        on_unit(unit, gens[unit])
                 if failure is not None:
                     for fut in running:
                         fut.cancel()
@@ -187,18 +201,67 @@ def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Seque
 
 
 def score_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
-                seeds: Sequence[int], ctx: SuiteContext, gens: dict[Unit, list[GenerationRecord]]
-                ) -> dict[Unit, list[SampleRecord]]:
+                seeds: Sequence[int], ctx: SuiteContext, gens: dict[Unit, list[GenerationRecord]],
+                done: Mapping[Unit, list[SampleRecord]] | None = None) -> dict[Unit, list[SampleRecord]]:
+    """Score every unit not in `done` (already scored while generating); all units' samples."""
+    done = done or {}
     samples: dict[Unit, list[SampleRecord]] = {}
     for suite in suites:
         for ck in checkpoints:
             for seed in seeds:
                 unit = (suite.name, ck.name, seed)
+                if unit in done:
+                    samples[unit] = list(done[unit])
+                    continue
                 samples[unit] = records = suite.score(ctx, ck, seed, gens.get(unit, []))
                 sink.add_samples(records)
-                if ctx.header:
-                    sink.run.update_header(**ctx.header)
+                sink.add_header(ctx.header)
     return samples
+
+
+class OverlappedScoring:
+    """Judged suites' units scored as their answers arrive, while the other units still generate.
+
+    `submit` (the generate stage's `on_unit`) queues a unit of a suite that needs the judge; one
+    scoring thread takes them in order of arrival, so the judge sees the configured concurrency of
+    one unit at a time, exactly as in the score stage. Suites that score on this machine's own
+    hardware (reward and embedding models) wait for the score stage: they would take the cores or
+    GPU memory the engines are using. `close` waits for the queued units; `results` are the scored
+    units, or the first scoring error.
+    """
+
+    def __init__(self, sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
+                 ctx: SuiteContext):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sink, self.ctx = sink, ctx
+        self.suites = {s.name: s for s in suites if s.needs_judge}
+        self.checkpoints = {ck.name: ck for ck in checkpoints}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalbench-judge")
+        self.futures: dict[Unit, Any] = {}
+
+    def submit(self, unit: Unit, generations: list[GenerationRecord]) -> None:
+        suite = self.suites.get(unit[0])
+        if suite is not None:
+            self.futures[unit] = self.pool.submit(self._score, suite, self.checkpoints[unit[1]], unit[2],
+                                                  list(generations))
+
+    def _score(self, suite: Suite, ck: Checkpoint, seed: int, generations: list[GenerationRecord]
+               ) -> list[SampleRecord]:
+        records = suite.score(self.ctx, ck, seed, generations)
+        self.sink.add_samples(records)
+        self.sink.add_header(self.ctx.header)
+        return records
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def results(self) -> dict[Unit, list[SampleRecord]]:
+        self.close()
+        errors = [f.exception() for f in self.futures.values() if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return {unit: f.result() for unit, f in self.futures.items()}
 
 
 def finalize_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
@@ -218,8 +281,7 @@ def finalize_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Seque
                 unit_records.append(rec)
             else:
                 unit_records[at] = rec
-    if ctx.header:
-        sink.run.update_header(**ctx.header)
+    sink.add_header(ctx.header)
     return final
 
 
@@ -299,30 +361,43 @@ def run(spec: RunSpec, *, run_id: str | None = None, use_cache: bool = True) -> 
         sink = RecordSink(handle)
         # Where the stages run (evalbench.executors: local, ray); records come back here either way.
         executor = make_executor(spec)
-        with executor.policy_engine(spec, handle, cache, serve=serve, suites=suites) as (checkpoints, engine):
+        with executor.policy_engine(spec, handle, cache, serve=serve, suites=suites) as (checkpoints, engine), \
+                contextlib.ExitStack() as judge_scope:
             ctx = SuiteContext(judge=None, judge_name=judge_name, constrained_judge=spec.judge.is_constrained(),
                                limit=spec.limit, artifacts_dir=handle.artifacts, log_dir=handle.path / "logs")
-            gens = executor.generate(sink, suites, checkpoints, spec.seeds, ctx)
-            calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
-            calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
-            if judge_name is not None:  # a vLLM judge never starts while the policy holds its GPUs
+
+            def open_judge() -> None:
+                """The judge's backend (closed with `judge_scope`) and the Judge, built once for the run."""
+                from evalbench.judge.build import make_judge
                 from evalbench.serve.sharing import make_room_for_judge
 
-                make_room_for_judge(spec, engine)
-            judge_cm = executor.judge_backend(spec, handle, cache, engine) if judge_name else contextlib.nullcontext(None)
-            # A separate judge server is started only after generation. The policy engine stays up
-            # (`same` judges on it) except where a vLLM judge needs its GPUs (evalbench.serve.sharing).
-            with judge_cm as judge_backend_:
-                if judge_name is not None:  # the Judge and its identity, built once for the run
-                    from evalbench.judge.build import make_judge
+                make_room_for_judge(spec, engine)  # a vLLM judge never starts while the policy holds its GPUs
+                backend = judge_scope.enter_context(executor.judge_backend(spec, handle, cache, engine))
+                ctx.judge = make_judge(spec.judge, backend, policy_base=spec.model.base)
+                handle.update_header(judge=ctx.judge.id.to_json())
 
-                    ctx.judge = make_judge(spec.judge, judge_backend_, policy_base=spec.model.base)
-                    handle.update_header(judge=ctx.judge.id.to_json())
-                samples = executor.score(sink, suites, checkpoints, spec.seeds, ctx, gens)
-                samples = finalize_stage(sink, suites, checkpoints, spec.seeds, ctx, gens, samples)
-                if ctx.judge is not None:
-                    calls["judge"] = ctx.judge.misses
-                    calls["cached"] += ctx.judge.hits
+            overlapped: OverlappedScoring | None = None
+            if judge_name is not None and judge_overlaps_generation(spec, engine):
+                open_judge()
+                overlapped = OverlappedScoring(sink, suites, checkpoints, ctx)
+            try:
+                gens = executor.generate(sink, suites, checkpoints, spec.seeds, ctx,
+                                         on_unit=overlapped.submit if overlapped else None)
+            finally:
+                if overlapped is not None:  # units already judged are kept when generation fails
+                    overlapped.close()
+            calls["generate"] = sum(ck.backend.misses for ck in checkpoints if ck.backend)
+            calls["cached"] = sum(ck.backend.hits for ck in checkpoints if ck.backend)
+            if judge_name is not None and ctx.judge is None:
+                # Judging after generation: a separate judge server starts only now. The policy engine
+                # stays up (`same` judges on it) except where a vLLM judge needs its GPUs.
+                open_judge()
+            done = overlapped.results() if overlapped is not None else {}
+            samples = executor.score(sink, suites, checkpoints, spec.seeds, ctx, gens, done=done)
+            samples = finalize_stage(sink, suites, checkpoints, spec.seeds, ctx, gens, samples)
+            if ctx.judge is not None:
+                calls["judge"] = ctx.judge.misses
+                calls["cached"] += ctx.judge.hits
         rows = summarize_records(suites, checkpoints, spec.seeds, samples, judge_name,
                                  self_judged=judge_name is not None and spec.judge.self_judged)
         from evalbench.aggregate.summarize import aggregate_results

@@ -115,6 +115,10 @@ class RunSpec(Spec):
     executor: str = "local"
     ray_address: str | None = None
     ray_engines: int | None = Field(None, ge=1)
+    # Judged suites score each checkpoint x seed as soon as its answers are in, while the others
+    # still generate, wherever the judge can be open during generation (evalbench.serve.sharing).
+    # Same records either way; False scores only after every unit has generated.
+    overlap_judging: bool = True
 
     def spec_hash(self) -> str:
         """sha256 of the spec without EXECUTION_FIELDS: a run resumes under any executor."""
@@ -175,7 +179,7 @@ class RunSpec(Spec):
 
 
 # RunSpec fields that say how a run executes, not what it computes (not hashed).
-EXECUTION_FIELDS = ("executor", "ray_address", "ray_engines")
+EXECUTION_FIELDS = ("executor", "ray_address", "ray_engines", "overlap_judging")
 # ...and the nested serving options (parallelism, memory, in-flight bounds): the same run on more GPUs.
 HASH_EXCLUDED: dict[str, Any] = {**{f: True for f in EXECUTION_FIELDS}, "model": {"serving"},
                                  "judge": {"serving", "concurrency"}}

@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from evalbench.io import append_jsonl, canonical_json, read_json, read_jsonl_tol
 from evalbench.paths import results_dir
 
 log = logging.getLogger(__name__)
+# The driver writes from several threads (units finish in threads; judging overlaps generation):
+# each read-modify-write of run.json and each append is one step.
+_WRITES = threading.RLock()
 
 # Minor versions add or re-document fields and readers accept every 1.x; a major version is refused.
 # 1.1: one unit convention (docs/results-format.md, "Units"): MT-bench's pairwise rates in percent.
@@ -124,11 +128,12 @@ class Run:
         return header
 
     def update_header(self, **fields: Any) -> dict[str, Any]:
-        header = self.header()
-        header.update(fields)
-        header["updated_at"] = _now()
-        write_json_atomic(self.header_path, header)
-        return header
+        with _WRITES:
+            header = self.header()
+            header.update(fields)
+            header["updated_at"] = _now()
+            write_json_atomic(self.header_path, header)
+            return header
 
     # -- append-only logs ---------------------------------------------------------------------
 
@@ -144,6 +149,10 @@ class Run:
         # A resumed run re-emits everything it finished before; writing it again would grow the
         # log by a full copy per resume (issue 15). Reads stay last-wins, so a changed record (a
         # retried failure) is appended and supersedes the old one.
+        with _WRITES:
+            return self._append_new_locked(name, rows, key_fields)
+
+    def _append_new_locked(self, name: str, rows: Iterable[Any], key_fields: tuple[str, ...]) -> int:
         stored = self._stored.get(name)
         if stored is None:
             stored = {_row_key(r, key_fields): _content(r) for r in read_jsonl_tolerant(self.path / name)}

@@ -61,6 +61,10 @@ def add_command(subparsers) -> None:
     p.add_argument("--ray-engines", type=positive_int, metavar="N",
                    help="with --executor ray: engines per base model (default: as many as the GPUs allow, "
                         "one per node without GPUs)")
+    p.add_argument("--no-overlap", dest="overlap_judging", action="store_const", const=False,
+                   help="judge only after every checkpoint x seed has generated (default: a unit is judged as "
+                        "soon as its answers are in, while the others generate, unless a vLLM judge needs the "
+                        "policy engine's GPUs or cores)")
     p.add_argument("--dtype", help="model dtype for vLLM (CPU: float32 / bfloat16) (default: auto, the model's own)")
     p.add_argument("--max-model-len", type=positive_int, help="context length (default: the model's own)")
     add_serving_options(p)
@@ -173,7 +177,7 @@ def spec_from_args(args: argparse.Namespace):
             from evalbench.errors import InputError
 
             raise InputError(f"seeds must be comma-separated integers, got {args.seeds!r}", field="--seeds") from None
-    for key in ("limit", "baseline", "executor", "ray_address", "ray_engines"):
+    for key in ("limit", "baseline", "executor", "ray_address", "ray_engines", "overlap_judging"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.results:

@@ -15,7 +15,7 @@ resumes with the other). Adding an executor is one class with the methods of `Ex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any, Protocol
 
@@ -34,11 +34,15 @@ class Executor(Protocol):
 
     def judge_backend(self, spec: Any, run: Any, cache: Any, policy: Any) -> ContextManager[Any]: ...
 
+    # `on_unit(unit, records)`: called in the driver as each unit's generations are written (the
+    # overlapped judging of evalbench.api.OverlappedScoring).
     def generate(self, sink: Any, suites: Sequence[Any], checkpoints: Sequence[Any], seeds: Sequence[int],
-                 ctx: Any) -> dict[Unit, list[Any]]: ...
+                 ctx: Any, on_unit: Callable[[Unit, list[Any]], None] | None = None) -> dict[Unit, list[Any]]: ...
 
+    # `done`: units already scored (kept as they are); the others are scored here.
     def score(self, sink: Any, suites: Sequence[Any], checkpoints: Sequence[Any], seeds: Sequence[int],
-              ctx: Any, gens: dict[Unit, list[Any]]) -> dict[Unit, list[Any]]: ...
+              ctx: Any, gens: dict[Unit, list[Any]], done: Mapping[Unit, list[Any]] | None = None
+              ) -> dict[Unit, list[Any]]: ...
 
 
 EXECUTORS: Registry[Any] = Registry("executor")

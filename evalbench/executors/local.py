@@ -25,12 +25,12 @@ class LocalExecutor:
 
         return judge_backend(spec, run, cache, policy)
 
-    def generate(self, sink, suites, checkpoints, seeds, ctx):
+    def generate(self, sink, suites, checkpoints, seeds, ctx, on_unit=None):
         from evalbench.api import generate_stage
 
-        return generate_stage(sink, suites, checkpoints, seeds, ctx)
+        return generate_stage(sink, suites, checkpoints, seeds, ctx, on_unit=on_unit)
 
-    def score(self, sink, suites, checkpoints, seeds, ctx, gens):
+    def score(self, sink, suites, checkpoints, seeds, ctx, gens, done=None):
         from evalbench.api import score_stage
 
-        return score_stage(sink, suites, checkpoints, seeds, ctx, gens)
+        return score_stage(sink, suites, checkpoints, seeds, ctx, gens, done=done)

@@ -515,7 +515,7 @@ class RayExecutor:
             return 4
         return max(max(1, pool.live * (1 if pool.serial else 4)) for pool in pools.values())
 
-    def _run_units(self, units, work: Callable[[Any, Any, int], list[Any]], write: Callable[[Any, list[Any]], None],
+    def _run_units(self, units, work: Callable[[Any, Any, int], list[Any]], write: Callable[[Any, Any, int, list[Any]], None],
                    threads: int) -> dict[tuple[str, str, int], list[Any]]:
         """`work` on every unit in `threads` threads; `write` (here, in order of completion) each
         result. On a failure no new unit starts; the running ones finish and are written, then the
@@ -546,7 +546,7 @@ class RayExecutor:
                         continue
                     records = fut.result()
                     out[(suite.name, ck.name, seed)] = records
-                    write(suite, records)
+                    write(suite, ck, seed, records)
                     if first_error is None:
                         submit_next()
         if first_error is not None:
@@ -554,21 +554,32 @@ class RayExecutor:
         # The local executor's order, so everything downstream sees the same mapping.
         return {(s.name, ck.name, seed): out[(s.name, ck.name, seed)] for s, ck, seed in units}
 
-    def generate(self, sink, suites, checkpoints, seeds, ctx):
+    def generate(self, sink, suites, checkpoints, seeds, ctx, on_unit=None):
         if not any(ck.backend is not None and isinstance(ck.backend.inner, RemoteBackend) for ck in checkpoints):
             from evalbench.api import generate_stage  # nothing placed (an endpoint): the local stage
 
-            return generate_stage(sink, suites, checkpoints, seeds, ctx)
-        return self._run_units(self._units(suites, checkpoints, seeds),
-                               lambda suite, ck, seed: suite.generate(ctx, ck, seed),
-                               lambda suite, records: sink.add_generations(records), self._threads(checkpoints))
+            return generate_stage(sink, suites, checkpoints, seeds, ctx, on_unit=on_unit)
 
-    def score(self, sink, suites, checkpoints, seeds, ctx, gens):
-        def write(suite, records):
+        def write(suite, ck, seed, records):
+            sink.add_generations(records)
+            if on_unit is not None:  # judged here while the workers generate the other units
+                on_unit((suite.name, ck.name, seed), records)
+
+        return self._run_units(self._units(suites, checkpoints, seeds),
+                               lambda suite, ck, seed: suite.generate(ctx, ck, seed), write, self._threads(checkpoints))
+
+    def score(self, sink, suites, checkpoints, seeds, ctx, gens, done=None):
+        done = done or {}
+
+        def write(suite, ck, seed, records):
             sink.add_samples(records)
-            if ctx.header:
-                sink.run.update_header(**ctx.header)
+            sink.add_header(ctx.header)
 
-        return self._run_units(self._units(suites, checkpoints, seeds),
-                               lambda suite, ck, seed: suite.score(ctx, ck, seed, gens.get((suite.name, ck.name, seed), [])),
-                               write, self._threads(checkpoints))
+        todo = [(s, ck, seed) for s, ck, seed in self._units(suites, checkpoints, seeds)
+                if (s.name, ck.name, seed) not in done]
+        scored = self._run_units(todo, lambda suite, ck, seed: suite.score(ctx, ck, seed,
+                                                                          gens.get((suite.name, ck.name, seed), [])),
+                                 write, self._threads(checkpoints)) if todo else {}
+        # The local executor's order, so everything downstream sees the same mapping.
+        units = [(s.name, ck.name, seed) for s, ck, seed in self._units(suites, checkpoints, seeds)]
+        return {u: list(done[u]) if u in done else scored[u] for u in units}

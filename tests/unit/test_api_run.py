@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from evalbench.api import run
@@ -116,3 +118,99 @@ def test_cli_run_prints_comparison_and_writes_leaderboards(echo_suite, tmp_path,
     assert (run_dir / "comparison.csv").exists()
     header = (tmp_path / "results" / "leaderboard.csv").read_text().splitlines()[0]
     assert header.startswith("group,model,adapter")
+
+
+class OverlapProbeSuite(EchoSuite):
+    """The last seed's generation waits (a while) until some unit has been judged: it can only see
+    one when judging overlaps generation."""
+
+    name = "overlap_probe"
+    judged_first: ClassVar = None  # threading.Event, set per test
+    saw_judging: ClassVar[dict[int, bool]] = {}
+
+    def generate(self, ctx, checkpoint, seed):
+        if seed == 2:
+            type(self).saw_judging[seed] = type(self).judged_first.wait(self.options.limit or 4)
+        return super().generate(ctx, checkpoint, seed)
+
+    def score(self, ctx, checkpoint, seed, generations):
+        records = super().score(ctx, checkpoint, seed, generations)
+        type(self).judged_first.set()
+        return records
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_units_are_judged_while_others_still_generate(tmp_path, overlap):
+    import threading
+
+    SUITES.add("overlap_probe", OverlapProbeSuite)
+    OverlapProbeSuite.judged_first, OverlapProbeSuite.saw_judging = threading.Event(), {}
+    try:
+        with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
+            spec = RunSpec.model_validate({
+                "suites": ["overlap_probe"], "seeds": [0, 1, 2], "results_dir": str(tmp_path / "results"),
+                "cache_path": str(tmp_path / "cache.sqlite"), "overlap_judging": overlap,
+                # limit = the probe's wait in seconds, too (without overlap it waits in vain)
+                "suite_options": {"overlap_probe": {"limit": 4 if overlap else 1}},
+                "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
+                "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+            handle = run(spec)
+    finally:
+        SUITES._items.pop("overlap_probe")
+    assert OverlapProbeSuite.saw_judging == {2: overlap}
+    rows = handle.summary()["results"]
+    assert [r["seed"] for r in rows] == [0, 1, 2] and all(r["n_samples"] == (4 if overlap else 1) for r in rows)
+    samples = handle.samples()
+    assert sorted((s.seed, s.sample_id) for s in samples) == sorted(
+        (seed, str(i)) for seed in (0, 1, 2) for i in range(4 if overlap else 1))
+
+
+def test_overlapped_judging_keeps_judged_units_when_generation_fails(echo_suite, tmp_path):
+    """A unit that was judged before another unit's generation failed keeps its samples."""
+    import threading
+
+    judged = threading.Event()
+
+    class FailingLast(EchoSuite):
+        name = "echo_test"
+
+        def generate(self, ctx, checkpoint, seed):
+            if seed == 1:
+                judged.wait(10)
+                raise RuntimeError("engine lost")
+            return super().generate(ctx, checkpoint, seed)
+
+        def score(self, ctx, checkpoint, seed, generations):
+            out = super().score(ctx, checkpoint, seed, generations)
+            judged.set()
+            return out
+
+    SUITES._items["echo_test"] = FailingLast
+    with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
+        spec = RunSpec.model_validate({
+            "suites": ["echo_test"], "seeds": [0, 1], "results_dir": str(tmp_path / "results"),
+            "cache_path": str(tmp_path / "cache.sqlite"),
+            "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
+            "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+        with pytest.raises(RuntimeError, match="engine lost"):
+            run(spec)
+    from evalbench.store import ResultsStore
+
+    (handle,) = list(ResultsStore(tmp_path / "results").runs())
+    assert sorted((s.seed, s.sample_id) for s in handle.samples()) == [(0, str(i)) for i in range(4)]
+
+
+@pytest.mark.parametrize("kind,plan,managed,cpu,expected", [
+    ("endpoint", "coexist", True, True, True),     # a remote judge: always
+    ("same", "coexist", True, False, True),        # the policy's own engine batches both
+    ("fake", "coexist", False, True, True),
+    ("vllm", "split", True, False, True),          # GPUs split explicitly between the engines
+    ("vllm", "stop_policy", True, False, False),   # the policy engine must stop first
+    ("vllm", "coexist", True, True, False),        # two local engines on the same CPU cores
+    ("vllm", "coexist", False, True, True),        # a remote policy, the judge the only local engine
+    ("vllm", "coexist", False, False, True),
+])
+def test_when_judging_may_overlap_generation(kind, plan, managed, cpu, expected):
+    from evalbench.serve.sharing import overlap_allowed
+
+    assert overlap_allowed(plan, judge_kind=kind, policy_managed=managed, cpu_build=cpu) is expected

@@ -42,8 +42,9 @@ def test_the_executor_is_left_out_of_the_spec_hash():
 
     local = _spec()
     assert _spec(executor="ray", ray_engines=3, ray_address="x:1").spec_hash() == local.spec_hash()
+    assert _spec(overlap_judging=False).spec_hash() == local.spec_hash()
     before = {k: v for k, v in local.model_dump(mode="json").items()
-              if k not in ("executor", "ray_address", "ray_engines")}
+              if k not in ("executor", "ray_address", "ray_engines", "overlap_judging")}
     # Serving options (parallelism, memory, in-flight bounds) are left out alike (issue 17 item 3).
     before["model"] = {k: v for k, v in before["model"].items() if k != "serving"}
     before["judge"] = {k: v for k, v in before["judge"].items() if k not in ("serving", "concurrency")}
@@ -150,6 +151,6 @@ def test_unit_threads_write_every_finished_unit_before_raising():
 
     units = [(Suite(n), Ck(), 0) for n in ("good", "bad", "also", "never")]
     with pytest.raises(RuntimeError, match="engine lost"):
-        RayExecutor(_spec())._run_units(units, work, lambda suite, records: written.extend(records), threads=3)
+        RayExecutor(_spec())._run_units(units, work, lambda suite, ck, seed, records: written.extend(records), threads=3)
     # Started before the failure: finished and written; not started (no free thread): never started.
     assert sorted(written) == ["also", "good"]

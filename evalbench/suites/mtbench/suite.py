@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,8 @@ ARTIFACT_DIR = "mtbench"
 # some OpenAI-compatible servers take only 32-bit seeds.
 _SEED_MOD = 2 ** 31
 PAIR_KEYS = ("pairwise_win_rate",)
+# FastChat's judgment files are shared by every checkpoint x seed; units are scored in threads.
+_FASTCHAT_FILES = threading.Lock()
 _COUNTS = ("win", "loss", "tie", "failed", "inconsistent")  # per-question pairwise counts
 
 
@@ -538,8 +541,9 @@ class MTBench(Suite):
         if not rows:
             return
         new = {key(r) for r in rows}
-        kept = [r for r in read_jsonl(path) if key(r) not in new] if path.exists() else []
-        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept + rows))
+        with _FASTCHAT_FILES:
+            kept = [r for r in read_jsonl(path) if key(r) not in new] if path.exists() else []
+            write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept + rows))
 
     # -- pairwise -------------------------------------------------------------------------------
 
