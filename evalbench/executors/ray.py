@@ -59,11 +59,29 @@ def import_ray():
     return ray
 
 
+# Hosts that Ray on Linux replaces with the outward address (ray._common.network_utils.is_localhost).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def loopback_address(address: str | None) -> bool:
+    """Whether a cluster address (`host:port`, `[v6]:port`) names this machine's loopback."""
+    if not address or "://" in address:  # none, or a Ray client address (ray://...)
+        return False
+    if address.startswith("["):
+        host = address[1:].partition("]")[0]
+    else:
+        host = address.split(":")[0] if address.count(":") <= 1 else address
+    return host in LOOPBACK_HOSTS
+
+
 def connect(address: str | None) -> Any:
     """Join the cluster at `address` (or this process's, or $RAY_ADDRESS); with none, start a
     private single-node cluster bound to loopback. Returns the `ray` module."""
-    if "ray" not in __import__("sys").modules and address is None and not os.environ.get("RAY_ADDRESS"):
-        # Read by Ray at import: a cluster we start for ourselves listens on 127.0.0.1 only.
+    target = address or os.environ.get("RAY_ADDRESS")
+    if "ray" not in __import__("sys").modules and (target is None or loopback_address(target)):
+        # Read by Ray at import. Without it Ray on Linux replaces 127.0.0.1 with the machine's
+        # outward address: a cluster we start for ourselves would listen on every interface, and a
+        # cluster started on loopback (docs/executors.md) would be looked for where it is not.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = import_ray()
     if not ray.is_initialized():

@@ -14,7 +14,14 @@ from evalbench.cache import Cache
 from evalbench.errors import EvalbenchError, MissingExtra
 from evalbench.executors import EXECUTORS, make_executor
 from evalbench.executors.local import LocalExecutor
-from evalbench.executors.ray import RayExecutor, SharedCachedBackend, chunk_size, import_ray, plan_engines
+from evalbench.executors.ray import (
+    RayExecutor,
+    SharedCachedBackend,
+    chunk_size,
+    import_ray,
+    loopback_address,
+    plan_engines,
+)
 from evalbench.generate.fake import FakeBackend
 from evalbench.runspec import RunSpec
 from evalbench.types import GenRequest
@@ -98,6 +105,16 @@ def test_plan_engines(kwargs, expected):
 def test_plan_engines_refuses_more_gpu_engines_than_fit():
     with pytest.raises(EvalbenchError, match="do not fit"):
         plan_engines(gpus=4, cpus=8, nodes=1, requested=5)
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1:6379", True), ("localhost:6379", True), ("[::1]:6379", True), ("localhost", True),
+    ("10.0.0.5:6379", False), ("127.0.0.2:6379", False), ("auto", False), ("ray://127.0.0.1:10001", False),
+    (None, False), ("", False),
+])
+def test_loopback_address(address, loopback):
+    # A loopback address is kept as given (Ray would replace 127.0.0.1 with the outward address).
+    assert loopback_address(address) is loopback
 
 
 def test_chunk_size():
