@@ -158,6 +158,18 @@ MAX_UNIT_THREADS = 64
 UnitDone = Callable[[Unit, list[GenerationRecord]], None]
 
 
+def ranked(rank: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` with the engine's in-flight permits ranked for this unit (evalbench.generate.limits):
+    with more requests than permits, units finish in order, and each can be judged meanwhile."""
+    from evalbench.generate.limits import UNIT_RANK
+
+    token = UNIT_RANK.set(rank)
+    try:
+        return fn(*args)
+    finally:
+        UNIT_RANK.reset(token)
+
+
 def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Sequence[Checkpoint],
                    seeds: Sequence[int], ctx: SuiteContext, on_unit: UnitDone | None = None
                    ) -> dict[Unit, list[GenerationRecord]]:
@@ -175,7 +187,8 @@ def generate_stage(sink: RecordSink, suites: Sequence[Suite], checkpoints: Seque
         by_name = {ck.name: ck for ck in checkpoints}
         with ThreadPoolExecutor(max_workers=max(1, min(len(units), MAX_UNIT_THREADS)),
                                 thread_name_prefix="evalbench-generate") as pool:
-            running = {pool.submit(suite.generate, ctx, by_name[ck], seed): (s, ck, seed) for s, ck, seed in units}
+            running = {pool.submit(ranked, rank, suite.generate, ctx, by_name[ck], seed): (s, ck, seed)
+                       for rank, (s, ck, seed) in enumerate(units)}
             failure: BaseException | None = None
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

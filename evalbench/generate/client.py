@@ -134,20 +134,22 @@ class OpenAICompatibleBackend:
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
                           desc: str | None = None) -> list[Generation]:
+        from evalbench.generate.limits import UNIT_RANK
         from evalbench.progress import track
 
+        rank = UNIT_RANK.get()  # read here: the event loop may run in a thread of its own
         with track(desc or f"generate [{self.model}]", total=len(requests)) as task:
             def done(i: int, gen: Generation) -> None:
                 task.advance()
                 if on_result is not None:
                     on_result(i, gen)
 
-            return _run_sync(self._generate_all(list(requests), done))
+            return _run_sync(self._generate_all(list(requests), done, rank))
 
     # -- async core ---------------------------------------------------------------------------
 
-    async def _generate_all(self, requests: list[GenRequest],
-                            done: Callable[[int, Generation], None]) -> list[Generation]:
+    async def _generate_all(self, requests: list[GenRequest], done: Callable[[int, Generation], None],
+                            rank: int = 0) -> list[Generation]:
         import httpx
         from openai import AsyncOpenAI
 
@@ -163,8 +165,11 @@ class OpenAICompatibleBackend:
         async def one(i: int) -> None:
             async with sem:
                 if self.limit is not None:
-                    async with self.limit:
+                    await self.limit.acquire(rank)
+                    try:
                         gen = await self._with_retries(client, requests[i], health)
+                    finally:
+                        self.limit.release()
                 else:
                     gen = await self._with_retries(client, requests[i], health)
             results[i] = gen

@@ -5,20 +5,32 @@ per unit, and each unit's client keeps its own requests in flight. What the engi
 batch is a property of the engine, not of a unit, so the bound lives here and every client of the
 engine awaits the same permits, whichever thread and event loop it runs in. An `asyncio.Semaphore`
 cannot do that (it belongs to one loop) and a blocking `threading.Semaphore` would stall the loop.
+
+Waiters are served by unit rank (`UNIT_RANK`, set by the driver in each unit's thread: the unit's
+position in the run), oldest first within a rank. The engine's throughput is the same in any order,
+but with more requests than permits, ranked admission makes the units finish one after another
+instead of all near the end, so judging (which starts on a unit as soon as it has generated) runs
+during generation instead of after it. Requests of no unit (the judge's) have rank 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import threading
-from collections import deque
+from contextvars import ContextVar
+
+# The position of the unit (checkpoint x seed) this thread generates for; lower goes first.
+UNIT_RANK: ContextVar[int] = ContextVar("evalbench_unit_rank", default=0)
 
 
 class InFlightLimit:
-    """At most `limit` permits out at once, across threads and event loops; FIFO among waiters.
+    """At most `limit` permits out at once, across threads and event loops.
 
-    `async with limit:` (or `await acquire()` / `release()`). A released permit is handed straight to
-    the oldest waiter (woken on its own loop), so no thread polls and no waiter starves.
+    `async with limit:` (or `await acquire(rank)` / `release()`). A released permit is handed straight
+    to the waiter of the lowest rank, the oldest among equals (woken on its own loop), so no thread
+    polls. A rank's waiters wait only for lower ranks, which are finite (a run's units).
     """
 
     def __init__(self, limit: int):
@@ -27,27 +39,31 @@ class InFlightLimit:
         self.limit = limit
         self._out = 0
         self._lock = threading.Lock()
-        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = deque()
+        # (rank, arrival, loop, future): a heap, so the next permit goes to the lowest (rank, arrival).
+        self._waiters: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._arrivals = itertools.count()
         self.peak = 0  # most permits out at once (benchmarks and tests read it)
 
     @property
     def in_flight(self) -> int:
         return self._out
 
-    async def acquire(self) -> None:
+    async def acquire(self, rank: int = 0) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._out < self.limit and not self._waiters:
                 self._take()
                 return
             fut = loop.create_future()
-            self._waiters.append((loop, fut))
+            entry = (rank, next(self._arrivals), loop, fut)
+            heapq.heappush(self._waiters, entry)
         try:
             await fut
         except asyncio.CancelledError:
             with self._lock:
                 try:
-                    self._waiters.remove((loop, fut))
+                    self._waiters.remove(entry)
+                    heapq.heapify(self._waiters)
                     handed = False
                 except ValueError:  # release() already chose us
                     handed = True
@@ -64,7 +80,7 @@ class InFlightLimit:
     def release(self) -> None:
         with self._lock:
             while self._waiters:
-                loop, fut = self._waiters.popleft()
+                _, _, loop, fut = heapq.heappop(self._waiters)
                 if loop.is_closed():
                     continue
                 # The permit moves to the waiter: `_out` stays the same.

@@ -168,6 +168,49 @@ def test_in_flight_limit_passes_on_a_cancelled_waiters_permit():
     assert asyncio.run(main()) == 1
 
 
+def test_in_flight_permits_go_to_the_lowest_unit_rank_first_and_oldest_within_a_rank():
+    """Units finish in order when the engine is full (so each can be judged while the others generate)."""
+    order = []
+
+    async def main():
+        limit = InFlightLimit(1)
+        await limit.acquire()
+        waiters = []
+        for rank, name in ((2, "c1"), (1, "b1"), (2, "c2"), (0, "a"), (1, "b2")):
+            async def wait(rank=rank, name=name):
+                await limit.acquire(rank)
+                order.append(name)
+                limit.release()
+            waiters.append(asyncio.create_task(wait()))
+            await asyncio.sleep(0)  # queued in this order
+        limit.release()
+        await asyncio.gather(*waiters)
+        return limit.in_flight
+
+    assert asyncio.run(main()) == 0
+    assert order == ["a", "b1", "b2", "c1", "c2"]
+
+
+def test_a_units_rank_reaches_its_requests(monkeypatch):
+    """The driver ranks each unit's thread (api.ranked); the HTTP client reads the rank there."""
+    from evalbench.api import ranked
+    from evalbench.generate.client import OpenAICompatibleBackend
+    from evalbench.types import GenRequest
+
+    seen = []
+
+    async def fake_all(self, requests, done, rank=0):
+        seen.append(rank)
+        return []
+
+    monkeypatch.setattr(OpenAICompatibleBackend, "_generate_all", fake_all)
+    client = OpenAICompatibleBackend("http://127.0.0.1:1/v1", "m")
+    req = GenRequest(messages=({"role": "user", "content": "hi"},), sampling=SamplingSpec(max_tokens=1))
+    ranked(3, client.generate_uncached, [req])
+    client.generate_uncached([req])  # outside a unit: rank 0 (the judge's requests)
+    assert seen == [3, 0]
+
+
 def test_min_tokens_is_sent_and_left_out_of_keys_at_its_default():
     from evalbench.generate.client import OpenAICompatibleBackend
     from evalbench.types import GenRequest
