@@ -387,6 +387,17 @@ def test_limit_draws_one_question_per_category(data_dir):
     assert {q.question_id for q in eight} <= {q.question_id for q in select_questions(questions, limit=20)}
 
 
+def test_subset_question_file_with_the_full_reference_file(tmp_path, data_dir):
+    # FastChat's reference file answers questions 101-130; a question file with only some of them
+    # must still load its references (it failed: "unknown question_id 101 (not among the 2 questions)").
+    rows = [r for r in read_jsonl(data_dir / "mt_bench" / "question.jsonl") if r["question_id"] in (81, 111)]
+    path = tmp_path / "question.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = MTBench(MTBenchOptions(questions_file=str(path)))
+    refs = suite.references(suite.selected())
+    assert refs[111].turns[0] == mt.load_reference_answers()[111].turns[0]
+
+
 def test_judge_prompt_file_without_a_needed_prompt_names_the_file(tmp_path, data_dir):
     rows = [r for r in read_jsonl(data_dir / "mt_bench" / "judge_prompts.jsonl")
             if r["name"] != "single-math-v1"]
