@@ -56,6 +56,18 @@ class _BatchHealth:
         return self.ok == 0 and self.exhausted_malformed >= SYSTEMATIC_AFTER
 
 
+# httpx's connection pool (httpcore) scans its connections for every queued request each time a
+# request starts or ends, so its CPU per request grows with the requests in flight in one pool: at
+# 128 in flight over keep-alive connections (vLLM's server, OpenAI) the client took 5-6 ms of CPU
+# per request in one pool and ~2 ms in pools of 16 (results/benchmarks.md). Requests are spread
+# over pools of at most POOL_SHARD, which keeps that scan short.
+POOL_SHARD = 16
+
+
+def pool_shards(max_concurrency: int) -> int:
+    return max(1, -(-max_concurrency // POOL_SHARD))
+
+
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, retry_after: float | None = None,
                   rng: random.Random | None = None) -> float:
     """Seconds to wait before retry `attempt` (0-based): full jitter, or the server's Retry-After."""
@@ -134,6 +146,9 @@ class OpenAICompatibleBackend:
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
                           desc: str | None = None) -> list[Generation]:
+        import httpx  # noqa: F401  (imported before the progress clock starts: its rate is the requests')
+        import openai  # noqa: F401
+
         from evalbench.generate.limits import UNIT_RANK
         from evalbench.progress import track
 
@@ -150,28 +165,31 @@ class OpenAICompatibleBackend:
 
     async def _generate_all(self, requests: list[GenRequest], done: Callable[[int, Generation], None],
                             rank: int = 0) -> list[Generation]:
-        import httpx
-        from openai import AsyncOpenAI
-
-        client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                             timeout=self.timeout_s,
-                             http_client=httpx.AsyncClient(
-                                 limits=httpx.Limits(max_connections=self.max_concurrency * 2),
-                                 timeout=self.timeout_s))
+        clients = [self._client(2 * POOL_SHARD) for _ in range(pool_shards(self.max_concurrency))]
+        in_shard = [0] * len(clients)
         sem = asyncio.Semaphore(self.max_concurrency)
         results: list[Generation | None] = [None] * len(requests)
         health = _BatchHealth()
+
+        async def send(i: int) -> Generation:
+            # The least busy connection pool; with the semaphore, none holds more than POOL_SHARD.
+            k = min(range(len(clients)), key=in_shard.__getitem__)
+            in_shard[k] += 1
+            try:
+                return await self._with_retries(clients[k], requests[i], health)
+            finally:
+                in_shard[k] -= 1
 
         async def one(i: int) -> None:
             async with sem:
                 if self.limit is not None:
                     await self.limit.acquire(rank)
                     try:
-                        gen = await self._with_retries(client, requests[i], health)
+                        gen = await send(i)
                     finally:
                         self.limit.release()
                 else:
-                    gen = await self._with_retries(client, requests[i], health)
+                    gen = await send(i)
             results[i] = gen
             done(i, gen)
 
@@ -185,8 +203,17 @@ class OpenAICompatibleBackend:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
         finally:
-            await client.close()
+            for client in clients:
+                await client.close()
         return [r for r in results if r is not None]
+
+    def _client(self, connections: int):
+        import httpx
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=self.timeout_s,
+                           http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=connections),
+                                                         timeout=self.timeout_s))
 
     async def _with_retries(self, client, req: GenRequest, health: _BatchHealth | None = None) -> Generation:
         import openai

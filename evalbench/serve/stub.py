@@ -45,6 +45,10 @@ class StubState:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Keep-alive, as vLLM's and OpenAI's servers do: under HTTP/1.0 every request would pay a new
+    # TCP connection and a new server thread, and a client benchmark would measure that instead.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
 
     def log_message(self, *args) -> None:  # quiet
         pass
