@@ -1,13 +1,14 @@
 """The Python half of benchmarks/gpu_check.sh: build local models, train QLoRA steps. Nothing is downloaded.
 
-    python benchmarks/gpu_check.py build --out DIR [--size 1b|tiny] [--device cuda|cpu]
+    python benchmarks/gpu_check.py build --out DIR [--size 1b|small|tiny] [--device cuda|cpu]
     python benchmarks/gpu_check.py qlora --model DIR [--steps 10]
 
 `build` writes, from random initialisation (torch, transformers, peft, tokenizers only; no evalbench
 dependency beyond its tokenizer recipe, so it runs on a bare GPU image):
 
     DIR/model           a Llama (`--size 1b`: hidden 2048, 22 layers, GQA 32/4 heads, ~1B parameters;
-                        `tiny`: a few MB, for a CPU test), bf16 on CUDA, with a ChatML byte-level BPE tokenizer
+                        `small`: ~20M, for CPU throughput checks; `tiny`: a few MB, for a CPU test),
+                        bf16 on CUDA, with a ChatML byte-level BPE tokenizer
     DIR/adapters/r16    a LoRA adapter of rank 16 on every projection, non-zero (so it changes outputs)
     DIR/adapters/r32    another of rank 32 (evalbench's max_lora_rank default must take the larger)
     DIR/prompts.txt     64 prompts, one per line
@@ -33,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SIZES = {
     "1b": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32,
            "num_key_value_heads": 4, "max_position_embeddings": 2048},
+    # ~20M parameters: decoding dominates the per-token overheads on a CPU (generation_overhead.py).
+    "small": {"hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 6, "num_attention_heads": 8,
+              "num_key_value_heads": 4, "max_position_embeddings": 2048},
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
              "num_key_value_heads": 1, "max_position_embeddings": 2048},
 }
