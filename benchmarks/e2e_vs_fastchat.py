@@ -61,8 +61,10 @@ whole-process wall time of each tool's complete work (FastChat: both scripts, st
 the ratio per repeat from the adjacent pair; medians with min-max. To show where the time goes, each
 run also reports its request phases as the tool itself times them (evalbench: its progress lines for
 turn 1 + turn 2 and for judging; FastChat: each script's tqdm loop, run with TQDM_SMOOTHING=0 so its
-closing rate is total / elapsed), the judging span seen by the stub (first request in to last answer
-out, the same clock for both), and, untimed, the start-up of two processes that only import what
+closing rate is total / elapsed; its bar starts once every question is submitted), the generation
+span seen by the vLLM server (its /metrics read every 0.1 s: first request in the engine to the last
+one done), the judging span seen by the stub (first request in to last answer out; both spans are
+the same clock for both tools), and, untimed, the start-up of two processes that only import what
 FastChat's scripts import (torch and transformers, through fastchat.model.model_adapter). The evalbench
 run is this checkout's (PYTHONPATH), whatever is installed. Everything goes to
 <workdir>/e2e_vs_fastchat.json (per-run logs, answers and judge requests under <workdir>/rep<k>/); the
@@ -82,6 +84,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from importlib import metadata
@@ -93,7 +96,9 @@ sys.path.insert(0, str(ROOT))  # run standalone from a checkout without installi
 SERVED = "tiny-llama-2"  # FastChat maps this name to its llama-2 template: no system message
 JUDGE_MODEL = "gpt-4"
 FASTCHAT_VERSION = "0.2.36"
-_METRICS = ("vllm:request_success_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+_METRICS = ("vllm:request_success_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
+            "vllm:num_requests_running", "vllm:num_requests_waiting")
+POLL_S = 0.1  # how often the vLLM poller reads /metrics (the resolution of the server-side span)
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -165,7 +170,41 @@ def vllm_counters(base_url: str) -> dict[str, float]:
 def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     names = {"vllm:request_success_total": "requests", "vllm:prompt_tokens_total": "prompt_tokens",
              "vllm:generation_tokens_total": "generation_tokens"}
-    return {names[k]: round(after[k] - before[k]) for k in _METRICS}
+    return {names[k]: round(after[k] - before[k]) for k in names}
+
+
+class VLLMPoller(threading.Thread):
+    """Reads the server's /metrics every POLL_S s: (time, requests running + waiting, requests done).
+
+    Gives each tool's generation span as the server saw it, the same clock for both: from the first
+    reading with a request in the engine to the first reading with all of the tool's requests done
+    (resolution POLL_S; the reads cost the API server a little CPU, the same during both tools).
+    """
+
+    def __init__(self, base_url: str):
+        super().__init__(daemon=True)
+        self.base_url = base_url
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(POLL_S):
+            try:
+                c = vllm_counters(self.base_url)
+            except OSError:
+                continue
+            busy = c["vllm:num_requests_running"] + c["vllm:num_requests_waiting"]
+            self.samples.append((time.monotonic(), busy, c["vllm:request_success_total"]))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def span(self, since: float, done_before: float, expected: int) -> float | None:
+        window = [s for s in self.samples if s[0] >= since]
+        start = next((t for t, busy, done in window if busy > 0 or done > done_before), None)
+        end = next((t for t, _, done in window if done >= done_before + expected), None)
+        return end - start if start is not None and end is not None else None
 
 
 def _child_env(**extra: str) -> dict[str, str]:
@@ -363,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         req = urllib.request.Request(vllm_url + "/chat/completions", data=json.dumps(warm).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         urllib.request.urlopen(req, timeout=120).read()
+        poller = VLLMPoller(vllm_url)
+        poller.start()
         for rep in range(args.repeats):
             rep_dir = workdir / f"rep{rep}"
             if rep_dir.exists():
@@ -376,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir.mkdir(parents=True)
                 print(f"[{rep + 1}/{args.repeats}] {tool}: {n} questions ...", file=sys.stderr, flush=True)
                 counters0, stub0, answered0 = vllm_counters(vllm_url), stub.request_count, len(answered)
+                t_tool = time.monotonic()
                 if tool == "fastchat":
                     r = run_fastchat(fc_python, run_dir, questions_path, data_files, vllm_url, stub.base_url,
                                      args.max_new_tokens, args.concurrency)
@@ -383,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_evalbench(run_dir, questions_path, vllm_url, stub.base_url, args.max_new_tokens,
                                       args.concurrency)
                 r["vllm"] = _delta(counters0, vllm_counters(vllm_url))
+                done0 = counters0["vllm:request_success_total"]
+                r["generate_span_at_vllm_s"] = poller.span(t_tool, done0, 2 * n)
                 bodies = stub.state.requests[stub0:]
                 (run_dir / "judge_requests.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bodies))
                 r["judge_requests"] = len(bodies)
@@ -398,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             res["same_judge_requests"] = sum((fc["judge_keys"] & eb["judge_keys"]).values())
             res["same_answers"] = sum(fc["answers"].get(q) == a for q, a in eb["answers"].items())
             reps.append(res)
+        poller.stop()
     total_s = time.perf_counter() - t_start
 
     # -- checks and report -----------------------------------------------------------------------
@@ -453,14 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total benchmark time {total_s / 60:.1f} min; details: {out}")
     print("\nrows for results/benchmarks.md (median (min-max) over repeats; FC = FastChat, EB = evalbench):\n")
     print("| questions | C | stub latency | FastChat s (both scripts) | evalbench s (one command) | "
-          "evalbench / FastChat (per pair) | generation phase s FC / EB | judging phase s FC / EB (ideal) | "
+          "evalbench / FastChat (per pair) | generation, as the tools time it, s FC / EB | "
+          "generation seen by vLLM s FC / EB | judging, as the tools time it, s FC / EB (ideal) | "
           "judging seen by the stub s FC / EB | FastChat start-up s (2 imports, no work) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     walls = [_spread([r[t]["wall_s"] for r in reps]) for t in ("fastchat", "evalbench")]
     print(f"| {n} | {args.concurrency} | {args.latency * 1000:.0f} ms | {walls[0]} | {walls[1]} | "
-          f"{_spread(ratios, '.2f')} | {both('generate_phase_s')} | {both('judge_phase_s')} "
-          f"({ideal_judge_s:.1f}) | "
-          f"{both('judge_span_at_stub_s')} | {_spread([r['fastchat_startup_s'] for r in reps])} |")
+          f"{_spread(ratios, '.2f')} | {both('generate_phase_s')} | {both('generate_span_at_vllm_s')} | "
+          f"{both('judge_phase_s')} ({ideal_judge_s:.1f}) | {both('judge_span_at_stub_s')} | "
+          f"{_spread([r['fastchat_startup_s'] for r in reps])} |")
     print("\n| rep | first | FastChat s (gen_api_answer + gen_judgment) | evalbench s | ratio | "
           "vLLM requests FC / EB | prompt tokens FC / EB | generated tokens FC / EB | judge requests FC / EB | "
           "identical judge requests | identical answers | score FC / EB |")
