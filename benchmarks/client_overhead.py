@@ -4,13 +4,15 @@
 
 A stub judge (evalbench.serve.stub, no latency) runs in a separate process, so only the client's
 CPU is counted. Each round sends N AlpacaEval-sized judge requests (system + ~3 KB user message,
-1 token, top-5 log-probs) through both paths, interleaved A/B (order alternating), at the same
+1 token, top-5 log-probs) through the paths, interleaved (order rotated per round), at the same
 concurrency:
 
     evalbench   OpenAICompatibleBackend.generate_uncached: body built once, `client.post(...,
                 cast_to=httpx.Response)`, JSON read into a Generation
     sdk         the same client class with its `_send` replaced by `client.chat.completions.create(**body)`
                 and the SDK's response model (what evalbench did before issue 17)
+    one-pool    evalbench's client with all requests in one httpx connection pool, as before the
+                pools were split (POOL_SHARD)
 
 Reports client CPU milliseconds per request (user + system time of this process during the batch,
 divided by N): median (min-max) over rounds. Target: <= 2 ms for evalbench.
@@ -63,6 +65,21 @@ def _sdk_backend(url: str, concurrency: int):
     return SdkPath(url, "judge", api_key="x", max_concurrency=concurrency)
 
 
+def _one_pool_backend(url: str, concurrency: int):
+    """evalbench's client with every request in one httpx connection pool (before the pools were split)."""
+    from evalbench.generate import client as cl
+
+    class OnePool(cl.OpenAICompatibleBackend):
+        def generate_uncached(self, *args, **kwargs):
+            shard, cl.POOL_SHARD = cl.POOL_SHARD, 10**9
+            try:
+                return super().generate_uncached(*args, **kwargs)
+            finally:
+                cl.POOL_SHARD = shard
+
+    return OnePool(url, "judge", api_key="x", max_concurrency=concurrency)
+
+
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -84,13 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = stub.stdout.readline().strip()
         paths = {"evalbench": OpenAICompatibleBackend(url, "judge", api_key="x", max_concurrency=args.concurrency),
-                 "sdk": _sdk_backend(url, args.concurrency)}
+                 "sdk": _sdk_backend(url, args.concurrency),
+                 "one-pool": _one_pool_backend(url, args.concurrency)}
         reqs = _requests(args.n)
         for backend in paths.values():  # warm-up: connections, lazy imports
             backend.generate_uncached(reqs[:8])
         per_request: dict[str, list[float]] = {name: [] for name in paths}
         for rnd in range(args.rounds):
-            order = list(paths) if rnd % 2 == 0 else list(paths)[::-1]
+            order = list(paths)[rnd % len(paths):] + list(paths)[:rnd % len(paths)]  # rotated per round
             for name in order:
                 c0, t0 = _cpu(), time.perf_counter()
                 gens = paths[name].generate_uncached(reqs)
@@ -107,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
           "client CPU ms per request, median (min-max)")
     for name, values in per_request.items():
         print(f"| {name} | {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f}) |")
-    ratios = [s / e for s, e in zip(per_request["sdk"], per_request["evalbench"])]
-    print(f"sdk / evalbench CPU per request: {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+    for other in ("sdk", "one-pool"):
+        ratios = [s / e for s, e in zip(per_request[other], per_request["evalbench"])]
+        print(f"{other} / evalbench CPU per request: {statistics.median(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f})")
     return 0
 
 
