@@ -283,11 +283,13 @@ def run_evalbench(run_dir: Path, questions: Path, vllm_url: str, stub_url: str, 
                for r in _jsonl(run / "artifacts" / "mtbench" / "model_answer" / f"{SERVED}.jsonl")}
     metrics = json.loads((run / "summary.json").read_text())["results"][0]["metrics"]
     log = (run_dir / "evalbench.log").read_text()
-    # Its progress lines: "mtbench turn 1 [tiny-llama-2 seed 0]: 80/80 done in 0.9s (87.52/s)".
-    gen = [float(x) for x in re.findall(r"mtbench turn [12] \[[^]]*\]: \d+/\d+ done in ([0-9.]+)s", log)]
+    # Its progress lines: "mtbench turn 1 [tiny-llama-2 seed 0]: 80/80 done in 0.9s (87.52/s)", or
+    # with turn 2 chained to turn 1 (an HTTP server): "mtbench turn 1 [...] + follow-ups: 160/160 ...".
+    gen = [float(x) for x in re.findall(
+        r"mtbench turn [12] \[[^]]*\](?: \+ follow-ups)?: \d+/\d+ done in ([0-9.]+)s", log)]
     judge = [float(x) for x in re.findall(r"mtbench single judge \[[^]]*\]: \d+/\d+ done in ([0-9.]+)s", log)]
     return {"wall_s": wall, "command": cmd, "answers": answers, "score": metrics.get("score"),
-            "n_failed": metrics.get("n_failed"), "generate_phase_s": sum(gen) if len(gen) == 2 else None,
+            "n_failed": metrics.get("n_failed"), "generate_phase_s": sum(gen) if gen else None,
             "judge_phase_s": sum(judge) if judge else None}
 
 

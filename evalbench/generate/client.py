@@ -13,6 +13,10 @@ shape, no `choices`, fewer choices than `n`, no log-probs when they were asked f
 fault too: real servers produce it under load (a proxy cutting a body, an overloaded worker). It is
 retried with the same backoff and budget, and when the budget is spent it becomes a failed
 `Generation` carrying the reason, so the rest of the batch is kept (docs/reliability.md).
+
+`generate_uncached(..., then=...)` chains follow-ups: when request i is answered, `then(i, answer)`
+names requests to send next in the same batch (MT-bench's turn 2 of that question), under the same
+concurrency bound and engine limit (`CachedBackend.generate_chained`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from evalbench.errors import EvalbenchError, ServerError
-from evalbench.generate.backend import openai_request_body
+from evalbench.generate.backend import FollowUp, Then, openai_request_body
 from evalbench.types import Choice, Generation, GenRequest, TokenLogprob
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,8 @@ class OpenAICompatibleBackend:
     environment variable when the backend is built and is never logged or written.
     """
 
+    chains_follow_ups: ClassVar[bool] = True  # generate_uncached takes then= (evalbench.generate.backend)
+
     def __init__(self, base_url: str, model: str, *, who: dict[str, Any] | None = None,
                  api_key_env: str | None = None, api_key: str | None = None, max_concurrency: int = 8,
                  timeout_s: float = 120.0, max_retries: int = 6, backoff_base_s: float = 0.5,
@@ -145,7 +151,12 @@ class OpenAICompatibleBackend:
 
     def generate_uncached(self, requests: Sequence[GenRequest], *,
                           on_result: Callable[[int, Generation], None] | None = None,
-                          desc: str | None = None) -> list[Generation]:
+                          desc: str | None = None, then: Then | None = None) -> list[Generation]:
+        """Answers of `requests` in order; each also goes to `on_result(i, gen)` as it arrives.
+
+        With `then`, the follow-ups `then(i, gen)` returns are sent in this batch once request i is
+        answered (after `on_result`); their answers go only to their own callbacks.
+        """
         import httpx  # noqa: F401  (imported before the progress clock starts: its rate is the requests')
         import openai  # noqa: F401
 
@@ -154,49 +165,62 @@ class OpenAICompatibleBackend:
 
         rank = UNIT_RANK.get()  # read here: the event loop may run in a thread of its own
         with track(desc or f"generate [{self.model}]", total=len(requests)) as task:
-            def done(i: int, gen: Generation) -> None:
+            def done(i: int, gen: Generation) -> Sequence[FollowUp]:
                 task.advance()
                 if on_result is not None:
                     on_result(i, gen)
+                follow_ups = then(i, gen) if then is not None else ()
+                if follow_ups:
+                    task.set_total((task.total or 0) + len(follow_ups))
+                return [(req, _advancing(task, receive)) for req, receive in follow_ups]
 
             return _run_sync(self._generate_all(list(requests), done, rank))
 
     # -- async core ---------------------------------------------------------------------------
 
-    async def _generate_all(self, requests: list[GenRequest], done: Callable[[int, Generation], None],
+    async def _generate_all(self, requests: list[GenRequest],
+                            done: Callable[[int, Generation], Sequence[FollowUp] | None],
                             rank: int = 0) -> list[Generation]:
+        """Every request as a task; `done(i, gen)` may return follow-ups, which become tasks too."""
         clients = [self._client(2 * POOL_SHARD) for _ in range(pool_shards(self.max_concurrency))]
         in_shard = [0] * len(clients)
         sem = asyncio.Semaphore(self.max_concurrency)
         results: list[Generation | None] = [None] * len(requests)
         health = _BatchHealth()
 
-        async def send(i: int) -> Generation:
+        async def send(req: GenRequest) -> Generation:
             # The least busy connection pool; with the semaphore, none holds more than POOL_SHARD.
             k = min(range(len(clients)), key=in_shard.__getitem__)
             in_shard[k] += 1
             try:
-                return await self._with_retries(clients[k], requests[i], health)
+                return await self._with_retries(clients[k], req, health)
             finally:
                 in_shard[k] -= 1
 
-        async def one(i: int) -> None:
+        async def answer(req: GenRequest) -> Generation:
             async with sem:
-                if self.limit is not None:
-                    await self.limit.acquire(rank)
-                    try:
-                        gen = await send(i)
-                    finally:
-                        self.limit.release()
-                else:
-                    gen = await send(i)
-            results[i] = gen
-            done(i, gen)
+                if self.limit is None:
+                    return await send(req)
+                await self.limit.acquire(rank)
+                try:
+                    return await send(req)
+                finally:
+                    self.limit.release()
 
+        async def one(i: int) -> None:
+            gen = await answer(requests[i])
+            results[i] = gen
+            for req, receive in done(i, gen) or ():
+                tasks.append(asyncio.create_task(follow_up(req, receive)))
+
+        async def follow_up(req: GenRequest, receive: Callable[[Generation], None]) -> None:
+            receive(await answer(req))
+
+        tasks: list[asyncio.Task] = []
         try:
-            tasks = [asyncio.create_task(one(i)) for i in range(len(requests))]
+            tasks += [asyncio.create_task(one(i)) for i in range(len(requests))]
             try:
-                await asyncio.gather(*tasks)
+                await _until_all_done(tasks)
             except BaseException:
                 for t in tasks:
                     t.cancel()
@@ -283,6 +307,26 @@ class OpenAICompatibleBackend:
         except (ValueError, TypeError, AttributeError, KeyError, IndexError,
                 openai.APIResponseValidationError) as exc:  # JSONDecodeError is a ValueError
             raise MalformedResponse(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+async def _until_all_done(tasks: list[asyncio.Task]) -> None:
+    """Await `tasks`, which may grow while it waits (follow-ups); the first failure is raised at once."""
+    while True:
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            break
+        finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+        for t in finished:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    await asyncio.gather(*tasks)  # a task cancelled from outside raises here
+
+
+def _advancing(task: Any, receive: Callable[[Generation], None]) -> Callable[[Generation], None]:
+    def receive_and_count(gen: Generation) -> None:
+        task.advance()
+        receive(gen)
+    return receive_and_count
 
 
 class _Fields:

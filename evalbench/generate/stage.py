@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from evalbench.generate.backend import CachedBackend
@@ -32,11 +32,35 @@ def to_record(suite: str, checkpoint: str, seed: int, item: Item, gen: Generatio
         error=gen.error, cache_key=key)
 
 
+def _with_origin(item: Item, suite: str) -> GenRequest:
+    return dataclasses.replace(item.request, origin=(suite, item.sample_id, item.turn))
+
+
 def generate_items(backend: CachedBackend, items: Sequence[Item], *, suite: str, checkpoint: str, seed: int,
                    desc: str | None = None) -> list[Generation]:
     """Generate (or fetch from the cache) every item; each request carries its (suite, sample, turn)."""
-    requests = [dataclasses.replace(it.request, origin=(suite, it.sample_id, it.turn)) for it in items]
+    requests = [_with_origin(it, suite) for it in items]
     return backend.generate(requests, desc=desc or f"{suite} [{checkpoint} seed {seed}]")
+
+
+def generate_chained_items(backend: CachedBackend, items: Sequence[Item],
+                           follow: Callable[[int, Generation], Sequence[Item]], *, suite: str,
+                           desc: str | None = None, follow_desc: str | None = None
+                           ) -> tuple[list[Generation], list[list[tuple[Item, Generation]]]]:
+    """`generate_items` of `items`, then of the items `follow(i, answer_i)` that continue item i.
+
+    Through `CachedBackend.generate_chained`: on an HTTP server a follow-up is sent as soon as its
+    item is answered. Returns the answers of `items` and, per item, its follow-up items with answers.
+    """
+    followers: list[list[Item]] = [[] for _ in items]
+
+    def follow_requests(i: int, gen: Generation) -> list[GenRequest]:
+        followers[i] = list(follow(i, gen))
+        return [_with_origin(it, suite) for it in followers[i]]
+
+    gens, answers = backend.generate_chained([_with_origin(it, suite) for it in items], follow_requests,
+                                             desc=desc, follow_desc=follow_desc)
+    return gens, [list(zip(followers[i], answers[i])) for i in range(len(items))]
 
 
 def generate_records(backend: CachedBackend, items: Sequence[Item], *, suite: str, checkpoint: str, seed: int,

@@ -2,10 +2,11 @@
 
 Stages (the contract of `evalbench.suites.base`):
 
-* `generate`: turn 1 of every question as one batch, then turn 2 (messages q1, a1, q2: the second
-  turn sees the model's own first answer) as a second batch. Temperatures per category
-  (FastChat `temperature_config`: writing/roleplay 0.7, stem/humanities 0.1, others 0), at most
-  1024 new tokens, `num_choices` answers per question. The sampling seed of each request is
+* `generate`: turn 1 of every question, and turn 2 (messages q1, a1, q2: the second turn sees
+  the model's own first answer) of each question as soon as its turn 1 is back (on an HTTP
+  server, as FastChat does; other backends run turn 1, then turn 2, as two batches).
+  Temperatures per category (FastChat `temperature_config`: writing/roleplay 0.7,
+  stem/humanities 0.1, others 0), at most 1024 new tokens, `num_choices` answers per question. The sampling seed of each request is
   `stable_hash(seed, question_id, turn)` (plus the choice index for later turn-2 choices); greedy
   requests (temperature 0) carry no seed, because the seed cannot change a greedy answer and
   leaving it out lets every generation seed share the cached greedy answers. Writes FastChat's
@@ -53,7 +54,7 @@ from pydantic import Field, model_validator
 from evalbench.config import SamplingSpec, Spec
 from evalbench.data import resolve
 from evalbench.errors import InputError
-from evalbench.generate.stage import Item, generate_items, to_record
+from evalbench.generate.stage import Item, generate_chained_items, to_record
 from evalbench.io import read_jsonl, stable_hash, write_text_atomic
 from evalbench.judge.base import Judge, as_judge
 from evalbench.judge.repeats import REPEAT_TEMPERATURE, merge_repeats, repeat_seed
@@ -353,39 +354,24 @@ class MTBench(Suite):
         return SamplingSpec(temperature=temperature, max_tokens=o.max_new_tokens, n=n, seed=req_seed)
 
     def generate(self, ctx: SuiteContext, checkpoint: Checkpoint, seed: int) -> list[GenerationRecord]:
-        """Both turns of every selected question: turn-1 records, then one turn-2 record per question."""
+        """Both turns of every selected question: turn-1 records, then one turn-2 record per question.
+
+        A question's turn 2 is sent as soon as its turn 1 is back (on an HTTP server; other
+        backends get all of turn 1, then all of turn 2): with long-tailed answer lengths a barrier
+        after turn 1 left the engine waiting on a few long answers (results/benchmarks.md).
+        """
         questions = self.selected(ctx)
         n = self.options.num_choices
         name = checkpoint.name
         t1_items = [Item(str(q.question_id), GenRequest(messages=({"role": "user", "content": q.turns[0]},),
                                                         sampling=self._sampling(q, seed, 1, 0, n)), turn=1)
                     for q in questions]
-        gens1 = generate_items(checkpoint.backend, t1_items, suite=SUITE, checkpoint=name, seed=seed,
-                               desc=f"mtbench turn 1 [{name} seed {seed}]")
+        gens1, turn2 = generate_chained_items(
+            checkpoint.backend, t1_items, lambda qi, g1: self._turn2_items(questions[qi], g1, seed),
+            suite=SUITE, desc=f"mtbench turn 1 [{name} seed {seed}]", follow_desc=f"mtbench turn 2 [{name} seed {seed}]")
         records = [to_record(SUITE, name, seed, it, g, checkpoint.backend.key(it.request))
                    for it, g in zip(t1_items, gens1)]
-
-        # Turn 2, one request per choice: choice c continues choice c's own first answer.
-        t2_items: list[Item] = []
-        owners: list[tuple[int, int]] = []  # (question index, choice)
-        for qi, (q, g1) in enumerate(zip(questions, gens1)):
-            if not g1.ok:
-                continue
-            for c, choice in enumerate(g1.choices):
-                messages = ({"role": "user", "content": q.turns[0]},
-                            {"role": "assistant", "content": choice.text},
-                            {"role": "user", "content": q.turns[1]})
-                request = GenRequest(messages=messages, sampling=self._sampling(q, seed, 2, c, 1))
-                t2_items.append(Item(str(q.question_id), request, turn=2))
-                owners.append((qi, c))
-        gens2 = generate_items(checkpoint.backend, t2_items, suite=SUITE, checkpoint=name, seed=seed,
-                               desc=f"mtbench turn 2 [{name} seed {seed}]") if t2_items else []
-        per_question: dict[int, list[tuple[Item, Generation]]] = defaultdict(list)
-        for (qi, _c), it, g in zip(owners, t2_items, gens2):
-            per_question[qi].append((it, g))
-        t2_records = [self._turn2_record(name, seed, per_question[qi], checkpoint)
-                      for qi in sorted(per_question)]
-        records += t2_records
+        records += [self._turn2_record(name, seed, parts, checkpoint) for parts in turn2 if parts]
 
         answers, failures = answers_from_generations(records, checkpoint=name, seed=seed,
                                                      model=fastchat_model_name(name, seed))
@@ -394,6 +380,22 @@ class MTBench(Suite):
             log.warning("mtbench [%s seed %d]: %d of %d questions have no complete answer (first: %s)", name,
                         seed, len(failures), len(questions), next(iter(failures.values())))
         return records
+
+    def _turn2_items(self, q: mt.Question, g1: Generation, seed: int) -> list[Item]:
+        """Turn 2 of `q`, one request per choice: choice c continues choice c's own first answer.
+
+        Empty when turn 1 failed: the question then has no turn-2 record.
+        """
+        if not g1.ok:
+            return []
+        items = []
+        for c, choice in enumerate(g1.choices):
+            messages = ({"role": "user", "content": q.turns[0]},
+                        {"role": "assistant", "content": choice.text},
+                        {"role": "user", "content": q.turns[1]})
+            request = GenRequest(messages=messages, sampling=self._sampling(q, seed, 2, c, 1))
+            items.append(Item(str(q.question_id), request, turn=2))
+        return items
 
     @staticmethod
     def _turn2_record(name: str, seed: int, parts: list[tuple[Item, Generation]],
