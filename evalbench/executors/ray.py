@@ -433,11 +433,14 @@ class RayExecutor:
         return _Placed(EnginePool(label, actors, infos), groups)
 
     def _release(self, ray, placed: _Placed) -> None:
-        for i, actor in enumerate(placed.pool.actors):
-            if i in placed.pool.dead:
-                continue
+        # All engines stop at once: one engine's shutdown can take its whole grace period (the
+        # in-process engine's 30 s), and one after another those would add up.
+        live = [actor for i, actor in enumerate(placed.pool.actors) if i not in placed.pool.dead]
+        stops = [actor.stop.remote() for actor in live]
+        deadline = time.monotonic() + 60
+        for actor, stop in zip(live, stops):
             try:
-                ray.get(actor.stop.remote(), timeout=60)
+                ray.get(stop, timeout=max(0.0, deadline - time.monotonic()))
             except (ray.exceptions.RayError, TimeoutError) as exc:  # dead or stuck: kill it
                 log.debug("stopping a Ray engine worker: %s", exc)
             ray.kill(actor)
