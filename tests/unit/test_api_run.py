@@ -58,13 +58,18 @@ def _responder(body):
     return content.replace("prompt", "answer")
 
 
+def _stub_spec(stub, tmp_path, suite: str, seeds, **extra) -> RunSpec:
+    """A run of `suite` with the stub as policy (model `pol`) and judge (model `judge`)."""
+    return RunSpec.model_validate({
+        "suites": [suite], "seeds": list(seeds), "results_dir": str(tmp_path / "results"),
+        "cache_path": str(tmp_path / "cache.sqlite"),
+        "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
+        "judge": parse_judge_arg(f"url={stub.base_url},model=judge"), **extra})
+
+
 def test_run_twice_resumes_with_zero_calls(echo_suite, tmp_path):
     with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
-        spec = RunSpec.model_validate({
-            "suites": ["echo_test"], "seeds": [0, 1], "results_dir": str(tmp_path / "results"),
-            "cache_path": str(tmp_path / "cache.sqlite"),
-            "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
-            "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+        spec = _stub_spec(stub, tmp_path, "echo_test", [0, 1])
         handle = run(spec)
         first = stub.request_count
         # Policy: 2 seeds x 4 prompts. Judge: the stub answers alike for both seeds, so the 4 judge
@@ -147,13 +152,9 @@ def test_units_are_judged_while_others_still_generate(tmp_path, overlap):
     OverlapProbeSuite.judged_first, OverlapProbeSuite.saw_judging = threading.Event(), {}
     try:
         with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
-            spec = RunSpec.model_validate({
-                "suites": ["overlap_probe"], "seeds": [0, 1, 2], "results_dir": str(tmp_path / "results"),
-                "cache_path": str(tmp_path / "cache.sqlite"), "overlap_judging": overlap,
-                # limit = the probe's wait in seconds, too (without overlap it waits in vain)
-                "suite_options": {"overlap_probe": {"limit": 4 if overlap else 1}},
-                "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
-                "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+            # limit = the probe's wait in seconds, too (without overlap it waits in vain)
+            spec = _stub_spec(stub, tmp_path, "overlap_probe", [0, 1, 2], overlap_judging=overlap,
+                              suite_options={"overlap_probe": {"limit": 4 if overlap else 1}})
             handle = run(spec)
     finally:
         SUITES._items.pop("overlap_probe")
@@ -187,11 +188,7 @@ def test_overlapped_judging_keeps_judged_units_when_generation_fails(echo_suite,
 
     SUITES._items["echo_test"] = FailingLast
     with StubServer(models=("pol", "judge"), state=StubState(responder=_responder)) as stub:
-        spec = RunSpec.model_validate({
-            "suites": ["echo_test"], "seeds": [0, 1], "results_dir": str(tmp_path / "results"),
-            "cache_path": str(tmp_path / "cache.sqlite"),
-            "model": {"base": "pol", "endpoint": {"base_url": stub.base_url, "model": "pol", "api_key_env": None}},
-            "judge": parse_judge_arg(f"url={stub.base_url},model=judge")})
+        spec = _stub_spec(stub, tmp_path, "echo_test", [0, 1])
         with pytest.raises(RuntimeError, match="engine lost"):
             run(spec)
     from evalbench.store import ResultsStore
