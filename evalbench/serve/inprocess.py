@@ -113,6 +113,22 @@ def _worker(conn, spec: dict[str, Any]) -> None:  # runs in the spawned child
             conn.send(("error", traceback.format_exc()[-3000:]))
         except (BrokenPipeError, OSError):
             pass
+    finally:
+        _shutdown_engine(locals().get("llm"))
+
+
+def _shutdown_engine(llm: Any) -> None:
+    """Stop vLLM's engine core process. Left running, it keeps this worker from exiting
+    (multiprocessing joins its children at exit), and every stop waited out the parent's grace
+    period (30 s) before the group was killed."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    shutdown = getattr(core, "shutdown", None)
+    if shutdown is None:
+        return
+    try:
+        shutdown()
+    except Exception as exc:  # the parent kills the process group anyway
+        log.debug("vLLM engine core shutdown failed: %s", exc)
 
 
 class InProcessEngine:
