@@ -331,6 +331,7 @@ class AlpacaEval2(Suite):
         self._prompt: JudgePrompt | None = None
         self._difficulty: tuple[np.ndarray | None, str | None] | None = None
         self._described_limit: int | None = None
+        self._said_partial = False  # "evaluating N of 805" once per suite object, not once per unit
 
     # -- data -----------------------------------------------------------------------------------
 
@@ -446,7 +447,8 @@ class AlpacaEval2(Suite):
         """Answer every selected instruction (cached) and write model_outputs.json for this seed."""
         rows = self.rows(ctx.limit)
         n_all = len(self.eval_set())
-        if len(rows) < n_all:
+        if len(rows) < n_all and not self._said_partial:
+            self._said_partial = True
             log.warning("alpaca: evaluating %d of %d instructions; n_total will say so", len(rows), n_all)
         items = self.items(rows, seed)
         gens = generate_items(checkpoint.backend, items, suite=self.name, checkpoint=checkpoint.name, seed=seed,

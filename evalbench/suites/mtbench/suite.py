@@ -269,6 +269,9 @@ class MTBench(Suite):
         self.options: MTBenchOptions
         self._questions: dict[int, mt.Question] | None = None
         self._references: dict[int, mt.ModelAnswer] | None = None
+        # The selection per limit: it is deterministic, and computed (and described in the log) once
+        # per suite object rather than by every unit's generation and scoring.
+        self._selected: dict[int | None, list[mt.Question]] = {}
         self._prompts: dict[str, mt.JudgePrompt] | None = None
 
     # -- data -----------------------------------------------------------------------------------
@@ -312,8 +315,11 @@ class MTBench(Suite):
         limit = o.limit
         if ctx is not None and ctx.limit is not None:
             limit = ctx.limit if limit is None else min(limit, ctx.limit)
-        return select_questions(self.questions(), question_ids=o.question_ids, categories=o.categories,
-                                limit=limit, source=self.questions_path())
+        if limit not in self._selected:
+            self._selected[limit] = select_questions(self.questions(), question_ids=o.question_ids,
+                                                     categories=o.categories, limit=limit,
+                                                     source=self.questions_path())
+        return list(self._selected[limit])
 
     def references(self, questions: Sequence[mt.Question]) -> dict[int, mt.ModelAnswer]:
         """GPT-4 reference answers, checked to cover every selected reference-guided question."""
