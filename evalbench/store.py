@@ -296,12 +296,17 @@ def release_run_lock(run_path: Path) -> None:
     os.close(fd)  # closing the descriptor drops the flock
 
 
-def _lock_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"process {info['pid']} on {info['host']} (since {info['since']})"
-    except (OSError, ValueError, KeyError):
-        return "another process"
+def _lock_holder(fd: int, attempts: int = 5) -> str:
+    # The holder writes its pid just after taking the lock: a refusal in between reads an empty
+    # file, so it looks again a few times (50 ms in all) before naming nobody.
+    for attempt in range(attempts):
+        try:
+            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return f"process {info['pid']} on {info['host']} (since {info['since']})"
+        except (OSError, ValueError, KeyError):
+            if attempt + 1 < attempts:
+                time.sleep(0.01)
+    return "another process"
 
 
 def _dedupe(rows: list, key_fields: tuple[str, ...]) -> list:
